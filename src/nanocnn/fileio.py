@@ -1,0 +1,54 @@
+"""File I/O shared by models, runs and data: safe .npz reading and atomic writes."""
+import os
+import tempfile
+import zipfile
+import zlib
+
+import numpy as np
+
+
+def read_npz(path, what, keys=None):
+    """Return {key: ndarray} for ``keys`` (default: all) of the archive at ``path``.
+
+    ``what`` names the file in errors ("data file", "model file"). Raises ValueError when the file is
+    missing, not an .npz, truncated or corrupt, or holds pickled objects (refused, as they could run code).
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"{what} not found: {path}")
+    try:
+        npz = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{what} {path} is not a readable .npz archive: {e}") from None
+    if not isinstance(npz, np.lib.npyio.NpzFile):
+        raise ValueError(f"{what} {path} is a single .npy array, not an .npz archive")
+    with npz:
+        missing = sorted(set(keys or ()) - set(npz.files))
+        if missing:
+            raise ValueError(f"{what} {path} lacks the keys {missing} (it has {sorted(npz.files)})")
+        try:
+            return {k: npz[k] for k in (keys or npz.files)}
+        except ValueError as e:
+            if "allow_pickle" in str(e) or "Object arrays" in str(e):
+                raise ValueError(f"{what} {path} holds pickled objects; refusing to load them (they could run code)") from None
+            raise ValueError(f"{what} {path} is corrupt: {e}") from None
+        except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
+            raise ValueError(f"{what} {path} is truncated or corrupt: {e}") from None
+
+
+def atomic_write(path, write, mode="wb"):
+    """Call write(f) on a temporary file beside ``path``, then rename it over ``path``.
+
+    A crash or kill at any moment leaves either the old file or the new one, never half of one.
+    """
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise

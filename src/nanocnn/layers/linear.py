@@ -1,0 +1,84 @@
+"""Fully connected layer, and Flatten, which joins a conv stack to it."""
+import math
+
+import numpy as np
+
+from ..functional import check_dtype, positive_int
+from ..init import init_weight
+from .module import Module, Parameter, check_float_dtype
+
+
+class Linear(Module):
+    """out = x @ weight.T + bias.
+
+    Shapes: x : (N, in_features) -> out : (N, out_features);
+    weight : (out_features, in_features), bias : (out_features,) (PyTorch's layout).
+    """
+
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, init="he", rng=None):
+        name = "Linear"
+        self.in_features = positive_int(in_features, "in_features", name)
+        self.out_features = positive_int(out_features, "out_features", name)
+        dtype = check_float_dtype(dtype, name)
+        shape = (self.out_features, self.in_features)
+        self.weight = Parameter(init_weight(init, shape, self.in_features, rng, dtype, name))
+        self.bias = Parameter(np.zeros(self.out_features, dtype=dtype)) if bias else None
+        self._x = None
+
+    def forward(self, x):
+        """x : (N, in_features) -> (N, out_features)."""
+        if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.in_features:
+            got = x.shape if isinstance(x, np.ndarray) else type(x).__name__
+            raise ValueError(f"Linear: input must have shape (N, {self.in_features}), got {got}")
+        check_dtype(x, "Linear", self.weight.data.dtype)
+        out = x @ self.weight.data.T
+        if self.bias is not None:
+            out += self.bias.data
+        self._x = x if self.training else None
+        return out
+
+    def backward(self, grad_out, input_grad=True):
+        """grad_out : (N, out_features) -> dx : (N, in_features); dW += grad_out.T @ x, db += sum over N."""
+        if self._x is None:
+            raise RuntimeError("Linear: backward needs a forward pass in training mode first")
+        if grad_out.shape != (self._x.shape[0], self.out_features):
+            raise ValueError(f"Linear: grad_out shape {grad_out.shape} does not match the output")
+        self.weight.grad += grad_out.T @ self._x
+        if self.bias is not None:
+            self.bias.grad += grad_out.sum(axis=0)
+        return grad_out @ self.weight.data if input_grad else None
+
+    def output_shape(self, input_shape):
+        if tuple(input_shape) != (self.in_features,):
+            raise ValueError(f"Linear: input must have {self.in_features} features, got shape {tuple(input_shape)}")
+        return (self.out_features,)
+
+    def macs(self, input_shape):
+        return self.in_features * self.out_features
+
+    def spec(self):
+        return dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias is not None,
+                    dtype=self.weight.data.dtype.name)
+
+    def extra_repr(self):
+        return f"{self.in_features}, {self.out_features}" + (", bias=False" if self.bias is None else "")
+
+
+class Flatten(Module):
+    """Join all axes after the first: x : (N, C, H, W) -> (N, C*H*W), in (c, h, w) order as in PyTorch."""
+
+    def __init__(self):
+        self._shape = None
+
+    def forward(self, x):
+        if not isinstance(x, np.ndarray) or x.ndim < 2:
+            got = x.shape if isinstance(x, np.ndarray) else type(x).__name__
+            raise ValueError(f"Flatten: input must have rank 2 or more (N, ...), got {got}")
+        self._shape = x.shape
+        return x.reshape(x.shape[0], -1)
+
+    def backward(self, grad_out):
+        return grad_out.reshape(self._shape)
+
+    def output_shape(self, input_shape):
+        return (math.prod(input_shape),)

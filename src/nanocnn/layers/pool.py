@@ -1,0 +1,70 @@
+"""2-D max pooling: each output is the largest value in its KH x KW window."""
+import numpy as np
+
+from ..functional import check_input, output_hw, pad, pair, window
+from .module import Module, short
+
+
+class MaxPool2d(Module):
+    """out[n, c, oh, ow] = max_{kh, kw} xpad[n, c, oh*SH + kh, ow*SW + kw]
+
+    Shapes: x : (N, C, H, W) -> out : (N, C, OH, OW), OH = (H + 2*PH - KH) // SH + 1.
+    stride defaults to kernel_size; padding adds -inf and is at most half the kernel (as in PyTorch).
+    The gradient goes to one element per window: the first maximum in row-major order, as in PyTorch,
+    so ties never double-count.
+    """
+
+    def __init__(self, kernel_size, stride=None, padding=0):
+        name = "MaxPool2d"
+        self.kernel_size = pair(kernel_size, "kernel_size", name)
+        self.stride = self.kernel_size if stride is None else pair(stride, "stride", name)
+        self.padding = pair(padding, "padding", name, minimum=0)
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
+            raise ValueError(f"{name}: padding must be at most half the kernel size {self.kernel_size}, "
+                             f"got {padding!r}")
+        self._cache = None
+
+    def forward(self, x):
+        """x : (N, C, H, W) -> (N, C, OH, OW)."""
+        check_input(x, "MaxPool2d")
+        H, W = x.shape[2:]
+        out_hw = output_hw("MaxPool2d", (H, W), self.kernel_size, self.stride, self.padding)
+        xp = pad(x, self.padding, -np.inf)
+        KH, KW = self.kernel_size
+        best = window(xp, 0, 0, out_hw, self.stride).copy(order="K")     # (N, C, OH, OW)
+        argmax = np.zeros(best.shape, dtype=np.uint8 if KH * KW < 256 else np.int32)
+        for k in range(1, KH * KW):
+            candidate = window(xp, k // KW, k % KW, out_hw, self.stride)
+            greater = candidate > best                                     # strict: the first max wins
+            np.copyto(best, candidate, where=greater)
+            np.copyto(argmax, k, where=greater)
+        self._cache = (x.shape, out_hw, argmax) if self.training else None
+        return best
+
+    def backward(self, grad_out):
+        """grad_out : (N, C, OH, OW) -> dx : (N, C, H, W), nonzero only at each window's chosen maximum."""
+        if self._cache is None:
+            raise RuntimeError("MaxPool2d: backward needs a forward pass in training mode first")
+        (N, C, H, W), out_hw, argmax = self._cache
+        if grad_out.shape != argmax.shape:
+            raise ValueError(f"MaxPool2d: grad_out shape {grad_out.shape} does not match the output {argmax.shape}")
+        (KH, KW), (PH, PW) = self.kernel_size, self.padding
+        dxp = np.zeros((C, N, H + 2 * PH, W + 2 * PW), dtype=grad_out.dtype).transpose(1, 0, 2, 3)
+        for k in range(KH * KW):
+            window(dxp, k // KW, k % KW, out_hw, self.stride)[...] += np.where(argmax == k, grad_out, 0)
+        return dxp[:, :, PH:PH + H, PW:PW + W]
+
+    def output_shape(self, input_shape):
+        C, H, W = input_shape
+        return (C,) + output_hw("MaxPool2d", (H, W), self.kernel_size, self.stride, self.padding)
+
+    def macs(self, input_shape):
+        return 0
+
+    def spec(self):
+        return dict(kernel_size=self.kernel_size, stride=self.stride, padding=self.padding)
+
+    def extra_repr(self):
+        text = f"kernel_size={short(self.kernel_size)}"
+        text += f", stride={short(self.stride)}" if self.stride != self.kernel_size else ""
+        return text + (f", padding={short(self.padding)}" if self.padding != (0, 0) else "")

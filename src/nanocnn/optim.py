@@ -1,0 +1,112 @@
+"""Optimizers: SGD (momentum, weight decay) and Adam, each keeping its own per-parameter state."""
+import math
+
+import numpy as np
+
+
+def check_hyper(name, value, low, optimizer, inclusive=True, high=None):
+    """Check a hyperparameter is a finite real number in range; raise ValueError naming it and the value."""
+    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value >= low if inclusive else value > low) and (high is None or value < high)
+    if not ok:
+        rule = f"{'>=' if inclusive else '>'} {low}" + (f" and < {high}" if high is not None else "")
+        raise ValueError(f"{optimizer}: {name} must be a finite number {rule}, got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Holds the parameters and per-parameter state; ``step()`` updates ``.data`` from ``.grad``."""
+
+    state_names = ()
+
+    def __init__(self, params, lr):
+        self.params = list(params)
+        if not self.params:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        self.lr = check_hyper("lr", lr, 0, type(self).__name__, inclusive=False)
+        self.steps = 0
+        self.state = [{k: np.zeros_like(p.data) for k in self.state_names} for p in self.params]
+
+    def zero_grad(self):
+        for p in self.params:
+            p.zero_grad()
+
+    def state_dict(self):
+        """name -> ndarray: 'steps' and '<i>.<buffer>' for each parameter i."""
+        out = {"steps": np.array(self.steps)}
+        for i, st in enumerate(self.state):
+            out.update({f"{i}.{k}": v.copy() for k, v in st.items()})
+        return out
+
+    def load_state_dict(self, state):
+        expected = set(self.state_dict())
+        if set(state) != expected:
+            raise ValueError(f"{type(self).__name__}: optimizer state has keys {sorted(state)}, "
+                             f"expected {sorted(expected)}")
+        self.steps = int(state["steps"])
+        for i, st in enumerate(self.state):
+            for k, v in st.items():
+                if state[f"{i}.{k}"].shape != v.shape:
+                    raise ValueError(f"{type(self).__name__}: state {i}.{k} has shape {state[f'{i}.{k}'].shape}, "
+                                     f"expected {v.shape}")
+                np.copyto(v, state[f"{i}.{k}"])
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, PyTorch's formulation:
+    g = grad + weight_decay * p;  buf = momentum * buf + g (buf = g on the first step);  p -= lr * buf.
+    """
+
+    state_names = ("momentum_buffer",)
+
+    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+        super().__init__(params, lr)
+        self.momentum = check_hyper("momentum", momentum, 0, "SGD", high=1)
+        self.weight_decay = check_hyper("weight_decay", weight_decay, 0, "SGD")
+
+    def step(self):
+        for p, st in zip(self.params, self.state):
+            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+            if self.momentum:
+                buf = st["momentum_buffer"]
+                if self.steps == 0:
+                    buf[...] = g
+                else:
+                    buf *= self.momentum
+                    buf += g
+                g = buf
+            p.data -= self.lr * g
+        self.steps += 1
+
+
+class Adam(Optimizer):
+    """Adam (Kingma & Ba, 2015), PyTorch's formulation, weight decay added to the gradient:
+    m = b1*m + (1-b1)*g;  v = b2*v + (1-b2)*g^2;  p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
+    """
+
+    state_names = ("exp_avg", "exp_avg_sq")
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+        super().__init__(params, lr)
+        self.betas = tuple(check_hyper("betas", b, 0, "Adam", high=1) for b in betas)
+        self.eps = check_hyper("eps", eps, 0, "Adam")
+        self.weight_decay = check_hyper("weight_decay", weight_decay, 0, "Adam")
+
+    def step(self):
+        b1, b2 = self.betas
+        t = self.steps + 1
+        bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
+        for p, st in zip(self.params, self.state):
+            g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
+            m, v = st["exp_avg"], st["exp_avg_sq"]
+            m *= b1
+            m += (1 - b1) * g
+            v *= b2
+            v += (1 - b2) * g * g
+            denom = np.sqrt(v / bias2)
+            denom += self.eps
+            p.data -= (self.lr / bias1) * m / denom
+        self.steps = t
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
