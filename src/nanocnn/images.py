@@ -1,0 +1,63 @@
+"""Turn a PNG or JPEG into a model input, prepared the way the MNIST digits were.
+
+MNIST digits are white on black, size-normalised so the digit's bounding box fits 20x20 keeping its
+aspect ratio, then placed in a 28x28 field so that their centre of mass is at the centre. For a model
+of another input size the same proportions are used (box = 20/28 of the side).
+"""
+import numpy as np
+
+
+def load_image(path, input_shape):
+    """Read an image file -> float32 (C, H, W) in [0, 1] matching input_shape (C, H, W).
+
+    One-channel models get MNIST-style preparation: greyscale, inverted when the background is light,
+    the digit's box scaled into 20/28 of the field and centred by centre of mass. Colour models get the
+    image resized to (H, W). Raises ValueError when Pillow cannot read the file.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    C, H, W = input_shape
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = im.convert("L" if C == 1 else "RGB")
+    except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
+        raise ValueError(f"cannot read image {path}: {e}") from None
+    if C not in (1, 3):
+        raise ValueError(f"the model takes {C}-channel images; predict reads greyscale or RGB files only")
+    if C == 3:
+        return np.asarray(im.resize((W, H), Image.BILINEAR), dtype=np.float32).transpose(2, 0, 1) / 255
+    pixels = np.asarray(im, dtype=np.float32) / 255                 # (h, w)
+    return mnist_style(pixels, H, W)[None]
+
+
+def mnist_style(pixels, H=28, W=28):
+    """pixels : (h, w) greyscale in [0, 1] -> (H, W): white digit on black, boxed and centred."""
+    from PIL import Image
+
+    border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    if np.median(border) > 0.5:                                      # dark ink on light paper: invert
+        pixels, border = 1 - pixels, 1 - border
+    background = float(np.median(border))
+    pixels = np.clip((pixels - background) / max(1 - background, 1e-6), 0, 1)
+    ink = pixels > 0.1 * pixels.max() if pixels.max() > 0 else np.zeros_like(pixels, dtype=bool)
+    if not ink.any():
+        return np.zeros((H, W), dtype=np.float32)
+    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    digit = pixels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    box_h, box_w = max(1, round(H * 20 / 28)), max(1, round(W * 20 / 28))
+    scale = min(box_h / digit.shape[0], box_w / digit.shape[1])
+    new_h, new_w = max(1, round(digit.shape[0] * scale)), max(1, round(digit.shape[1] * scale))
+    resized = np.asarray(Image.fromarray(digit / digit.max() * 255).convert("F").resize((new_w, new_h), Image.LANCZOS))
+    resized = np.clip(resized / 255, 0, 1)
+    # Centre of mass of the resized digit goes to the centre of the (H, W) field.
+    total = resized.sum()
+    cy = (resized.sum(axis=1) * np.arange(new_h)).sum() / total
+    cx = (resized.sum(axis=0) * np.arange(new_w)).sum() / total
+    top = int(round((H - 1) / 2 - cy))
+    left = int(round((W - 1) / 2 - cx))
+    out = np.zeros((H, W), dtype=np.float32)
+    y0, x0 = max(top, 0), max(left, 0)
+    y1, x1 = min(top + new_h, H), min(left + new_w, W)
+    out[y0:y1, x0:x1] = resized[y0 - top:y1 - top, x0 - left:x1 - left]
+    return out

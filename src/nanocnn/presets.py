@@ -1,0 +1,81 @@
+"""Named architectures and the hyperparameters they train with.
+
+A preset's ``build(input_shape, num_classes, rng)`` returns a Sequential sized for the data:
+input channels from the images, the fully connected layer's width from the conv stack's
+output shape, the last layer from the number of classes. Nothing is hard-coded for 28x28.
+"""
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
+from .model import Sequential
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    build: Callable
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    schedule: str = "constant"   # "constant" or "cosine" (decay to 0 over the run, per step)
+    shuffle: bool = True
+    limit_train: int = None
+    limit_test: int = None
+
+
+def with_classifier(features, input_shape, num_classes, rng, dtype=np.float32):
+    """Append Flatten and a Linear layer whose width is read off the feature stack's output shape."""
+    flat = int(np.prod(Sequential(*features).output_shape(tuple(input_shape))))
+    return Sequential(*features, Flatten(), Linear(flat, num_classes, dtype=dtype, rng=rng))
+
+
+def build_default(input_shape, num_classes, rng):
+    """Two 5x5 conv + ReLU + 2x2 max-pool stages (16 and 32 filters), then a linear classifier."""
+    C = input_shape[0]
+    features = [
+        Conv2d(C, 16, 5, padding=2, rng=rng), ReLU(), MaxPool2d(2),
+        Conv2d(16, 32, 5, padding=2, rng=rng), ReLU(), MaxPool2d(2),
+    ]
+    return with_classifier(features, input_shape, num_classes, rng)
+
+
+def build_seed(input_shape, num_classes, rng=None):
+    """The article's network: conv 16 filters 8x8 stride 1, conv 8 filters 4x4 stride 2, linear; no activation.
+
+    Weights are uniform(-0.5, 0.5) drawn in the article's order from np.random.seed(0) (the legacy
+    global stream, reproduced by RandomState(0) without touching numpy's global state): first kernel,
+    second kernel, then the linear weights and biases. Conv biases start at zero, as in the article.
+    ``rng`` is unused: the article's initialisation is fixed.
+    """
+    C = input_shape[0]
+    conv1, conv2 = Conv2d(C, 16, 8), Conv2d(16, 8, 4, stride=2)
+    model = with_classifier([conv1, conv2], input_shape, num_classes, None)
+    fc = model[-1]
+    article = np.random.RandomState(0)
+    conv1.weight.data[...] = article.rand(*conv1.weight.shape) - 0.5
+    conv2.weight.data[...] = article.rand(*conv2.weight.shape) - 0.5
+    fc.weight.data[...] = article.rand(*fc.weight.shape) - 0.5     # article: (classes, filts2, rsh2, rsw2)
+    fc.bias.data[...] = article.rand(*fc.bias.shape) - 0.5
+    return model
+
+
+PRESETS = {
+    "default": Preset("default", "2x (conv 5x5 + ReLU + max-pool), linear; Adam, cosine decay",
+                      build_default, epochs=3, batch_size=64, lr=2e-3, optimizer="adam", schedule="cosine"),
+    "seed": Preset("seed", "the article's network and training: batch 1, SGD lr 0.0003, 1,000/1,000 images, in order",
+                   build_seed, epochs=1, batch_size=1, lr=3e-4, optimizer="sgd", shuffle=False,
+                   limit_train=1000, limit_test=1000),
+}
+
+
+def get_preset(name):
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return PRESETS[name]

@@ -1,0 +1,125 @@
+"""The training loop and evaluation. Nothing in here knows which layers the model has."""
+import math
+import sys
+import time
+
+import numpy as np
+from tqdm import tqdm
+
+from .data import batches, load_dataset
+from .losses import softmax_cross_entropy
+from .optim import OPTIMIZERS
+from .presets import get_preset
+from .runs import Run
+
+EVAL_BATCH = 500   # big enough to amortise Python overhead, small enough to keep im2col buffers modest
+
+
+def make_optimizer(config, params):
+    if config.optimizer == "sgd":
+        return OPTIMIZERS["sgd"](params, config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return OPTIMIZERS["adam"](params, config.lr, weight_decay=config.weight_decay)
+
+
+def learning_rate(config, step, total_steps):
+    """The learning rate for optimizer step ``step`` (0-based) of ``total_steps``."""
+    if config.schedule == "cosine":
+        return config.lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
+    return config.lr
+
+
+def predict_proba(model, images, batch_size=EVAL_BATCH):
+    """images : (N, C, H, W) -> class probabilities (N, K), in eval mode, in batches."""
+    was_training = model.training
+    model.eval()
+    try:
+        chunks = []
+        for idx in range(0, len(images), batch_size):
+            logits = model(images[idx:idx + batch_size])
+            logits = logits - logits.max(axis=1, keepdims=True)
+            p = np.exp(logits)
+            chunks.append(p / p.sum(axis=1, keepdims=True))
+        return np.concatenate(chunks)
+    finally:
+        model.train(was_training)
+
+
+def evaluate(model, split, batch_size=EVAL_BATCH):
+    """Returns (mean loss, accuracy, predicted labels (N,)) on a Split."""
+    proba = predict_proba(model, split.images, batch_size)
+    loss = -np.log(np.maximum(proba[np.arange(len(proba)), split.labels], 1e-30)).mean(dtype=np.float64)
+    predicted = proba.argmax(axis=1)
+    return float(loss), float((predicted == split.labels).mean()), predicted
+
+
+def confusion_matrix(labels, predicted, num_classes):
+    """(K, K) counts: row = true class, column = predicted class."""
+    return np.bincount(labels * num_classes + predicted, minlength=num_classes ** 2).reshape(num_classes, num_classes)
+
+
+def train_epoch(model, optimizer, split, config, rng, epoch, step, total_steps, progress=True):
+    """One pass over the training split. Returns (mean loss, accuracy, the step count after it)."""
+    model.train()
+    order_rng = rng if config.shuffle else None
+    n = len(split.labels)
+    seen = correct = 0
+    loss_sum = 0.0
+    start = time.perf_counter()
+    bar = tqdm(total=n, desc=f"epoch {epoch}/{config.epochs}", unit="img", leave=False, disable=not progress,
+               mininterval=0.5, file=sys.stderr, dynamic_ncols=True)
+    for idx in batches(n, config.batch_size, order_rng):
+        x, y = split.images[idx], split.labels[idx]                 # batch
+        optimizer.lr = learning_rate(config, step, total_steps)
+        logits = model(x)                                           # forward
+        loss, dlogits = softmax_cross_entropy(logits, y)            # loss
+        model.backward(dlogits, input_grad=False)                   # backward (nobody needs d/dimages)
+        optimizer.step()                                            # step
+        optimizer.zero_grad()                                       # zero_grad
+        step += 1
+        seen += len(idx)                                            # log
+        loss_sum += loss * len(idx)
+        correct += int((logits.argmax(axis=1) == y).sum())
+        if bar.update(len(idx)):
+            rate = seen / (time.perf_counter() - start)
+            bar.set_postfix_str(f"loss {loss_sum / seen:.4f} acc {correct / seen:.4f} {rate:,.0f} img/s", refresh=False)
+    bar.close()
+    return loss_sum / n, correct / n, step
+
+
+def fit(config, out=None, resume=False, overwrite=False, progress=True, log=print):
+    """Train a model as ``config`` says, writing checkpoints and metrics into a run folder.
+
+    Returns (model, run, final test accuracy). Every setting is checked before anything is written.
+    """
+    run = Run.resume(out, config) if resume else None
+    config = run.config if resume else config.resolved()
+    data = load_dataset(config.data, config.limit_train, config.limit_test)
+    rng = np.random.default_rng(config.seed)                        # the run's one source of randomness
+    model = get_preset(config.preset).build(data.input_shape, data.num_classes, rng)
+    optimizer = make_optimizer(config, model.parameters())
+    start_epoch, metrics = 0, []
+    if resume:
+        start_epoch, metrics = run.restore(model, optimizer, rng, data)
+    else:                                                           # only now, with everything checked, write
+        run = Run.create(out, config, overwrite)
+    log(str(config))
+    log(f"data: {data.source}: {len(data.train.labels):,} training and {len(data.test.labels):,} test images "
+        f"of shape {data.input_shape}, {data.num_classes} classes")
+    log(f"model: {config.preset} preset, {sum(p.data.size for p in model.parameters()):,} parameters; run folder {run.path}")
+    steps_per_epoch = math.ceil(len(data.train.labels) / config.batch_size)
+    total_steps = steps_per_epoch * config.epochs
+    test_acc = metrics[-1]["test_acc"] if metrics else None
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        t0 = time.perf_counter()
+        train_loss, train_acc, _ = train_epoch(model, optimizer, data.train, config, rng, epoch,
+                                               (epoch - 1) * steps_per_epoch, total_steps, progress)
+        test_loss, test_acc, _ = evaluate(model, data.test)
+        seconds = time.perf_counter() - t0
+        metrics.append(dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
+                            test_acc=test_acc, seconds=round(seconds, 3)))
+        run.save(model, optimizer, rng, data, metrics)
+        log(f"epoch {epoch}/{config.epochs}  train loss {train_loss:.4f}  train acc {train_acc:.4f}  "
+            f"test loss {test_loss:.4f}  test acc {test_acc:.4f}  {seconds:.1f} s")
+    if test_acc is None:
+        test_acc = evaluate(model, data.test)[1]
+    return model, run, test_acc
