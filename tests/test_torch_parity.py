@@ -1,0 +1,117 @@
+"""Agreement with PyTorch (an independent, widely used framework) on hundreds of random configurations.
+
+PyTorch is optional: these tests skip cleanly when it is not installed. Weights are copied across,
+everything runs in float64, and forward outputs and all gradients must agree to 1e-10 relative error.
+"""
+import numpy as np
+import pytest
+
+import nanocnn as nc
+from conftest import rel_error
+
+torch = pytest.importorskip("torch")
+F = torch.nn.functional
+
+
+def conv_cases(count, seed=7):
+    r = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < count:
+        N, C, K = (int(v) for v in r.integers(1, 5, size=3))
+        KH, KW, SH, SW = (int(v) for v in r.integers(1, 6, size=4))
+        PH, PW = (int(v) for v in r.integers(0, 3, size=2))
+        H, W = (int(v) for v in r.integers(1, 13, size=2))
+        if H + 2 * PH >= KH and W + 2 * PW >= KW:
+            cases.append((N, C, K, H, W, KH, KW, SH, SW, PH, PW, int(r.integers(2**31))))
+    return cases
+
+
+def torch_grads(fn, *arrays):
+    tensors = [torch.tensor(a, requires_grad=True) for a in arrays]
+    return tensors, fn(*tensors)
+
+
+@pytest.mark.parametrize("case", conv_cases(200))
+def test_conv2d_matches_torch(case):
+    N, C, K, H, W, KH, KW, SH, SW, PH, PW, seed = case
+    rng = np.random.default_rng(seed)
+    layer = nc.Conv2d(C, K, (KH, KW), stride=(SH, SW), padding=(PH, PW), dtype=np.float64, rng=rng)
+    layer.bias.data[:] = rng.standard_normal(K)
+    x = rng.standard_normal((N, C, H, W))
+    out = layer(x)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    (tx, tw, tb), tout = torch_grads(lambda a, w, b: F.conv2d(a, w, b, (SH, SW), (PH, PW)), x, layer.weight.data,
+                                     layer.bias.data)
+    tout.backward(torch.tensor(dout))
+    assert rel_error(out, tout.detach().numpy()) < 1e-10
+    assert rel_error(dx, tx.grad.numpy()) < 1e-10
+    assert rel_error(layer.weight.grad, tw.grad.numpy()) < 1e-10
+    assert rel_error(layer.bias.grad, tb.grad.numpy()) < 1e-10
+
+
+def pool_cases(count, seed=8):
+    r = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < count:
+        N, C = (int(v) for v in r.integers(1, 4, size=2))
+        KH, KW, SH, SW = (int(v) for v in r.integers(1, 5, size=4))
+        PH, PW = int(r.integers(0, KH // 2 + 1)), int(r.integers(0, KW // 2 + 1))
+        H, W = (int(v) for v in r.integers(1, 12, size=2))
+        if H + 2 * PH >= KH and W + 2 * PW >= KW:
+            cases.append((N, C, H, W, KH, KW, SH, SW, PH, PW, int(r.integers(2**31)), bool(r.integers(2))))
+    return cases
+
+
+@pytest.mark.parametrize("case", pool_cases(200))
+def test_maxpool2d_matches_torch(case):
+    N, C, H, W, KH, KW, SH, SW, PH, PW, seed, ties = case
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, (N, C, H, W)).astype(np.float64) if ties else rng.standard_normal((N, C, H, W))
+    layer = nc.MaxPool2d((KH, KW), stride=(SH, SW), padding=(PH, PW))
+    out = layer(x)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    (tx,), tout = torch_grads(lambda a: F.max_pool2d(a, (KH, KW), (SH, SW), (PH, PW)), x)
+    tout.backward(torch.tensor(dout))
+    assert rel_error(out, tout.detach().numpy()) < 1e-12
+    assert rel_error(dx, tx.grad.numpy()) < 1e-10
+
+
+@pytest.mark.parametrize("seed", range(50))
+def test_linear_relu_loss_match_torch(seed):
+    rng = np.random.default_rng(seed)
+    n, fin, fout = (int(v) for v in rng.integers(1, 20, size=3))
+    fout = max(fout, 2)
+    layer, relu = nc.Linear(fin, fout, dtype=np.float64, rng=rng), nc.ReLU()
+    layer.bias.data[:] = rng.standard_normal(fout)
+    x, y = rng.standard_normal((n, fin)) * 3, rng.integers(0, fout, n)
+    logits = relu(layer(x))
+    loss, dlogits = nc.softmax_cross_entropy(logits, y)
+    dx = layer.backward(relu.backward(dlogits))
+    (tx, tw, tb), tlogits = torch_grads(lambda a, w, b: F.relu(F.linear(a, w, b)), x, layer.weight.data,
+                                        layer.bias.data)
+    tloss = F.cross_entropy(tlogits, torch.tensor(y))
+    tloss.backward()
+    assert loss == pytest.approx(tloss.item(), rel=1e-12)
+    assert rel_error(dx, tx.grad.numpy()) < 1e-10
+    assert rel_error(layer.weight.grad, tw.grad.numpy()) < 1e-10
+    assert rel_error(layer.bias.grad, tb.grad.numpy()) < 1e-10
+
+
+@pytest.mark.parametrize("name, kwargs", [("sgd", dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
+                                          ("adam", dict(lr=0.01, weight_decay=0.01))])
+def test_optimizers_match_torch(name, kwargs):
+    rng = np.random.default_rng(0)
+    w0 = rng.standard_normal((3, 4))
+    p = nc.Parameter(w0.copy())
+    tp = torch.tensor(w0.copy(), requires_grad=True)
+    ours = {"sgd": nc.SGD, "adam": nc.Adam}[name]([p], **kwargs)
+    theirs = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam}[name]([tp], **kwargs)
+    for _ in range(5):
+        g = rng.standard_normal((3, 4))
+        p.grad[...] = g
+        tp.grad = torch.tensor(g)
+        ours.step()
+        theirs.step()
+    assert rel_error(p.data, tp.detach().numpy()) < 1e-12
