@@ -92,7 +92,7 @@ def to_float(images, name):
         raise DataError(f"{name} holds no images (shape {images.shape})")
     if images.dtype == np.uint8:
         out = images.astype(np.float32)
-        out *= np.float32(1 / 255)
+        out /= 255
     elif np.issubdtype(images.dtype, np.floating):
         bad = ~np.isfinite(images)
         if bad.any():
@@ -117,7 +117,7 @@ def to_labels(labels, n, name, num_classes=None):
     if np.issubdtype(labels.dtype, np.floating):
         fractional = ~np.isfinite(labels) | (labels != np.round(labels))
         if fractional.any():
-            raise DataError(f"{name} must be whole numbers, got {labels[fractional][0]!r}")
+            raise DataError(f"{name} must be whole numbers, got {labels[fractional][0]}")
     elif not np.issubdtype(labels.dtype, np.integer):
         raise DataError(f"{name} must be integers, got dtype {labels.dtype}")
     out = labels.astype(np.int64)

@@ -6,11 +6,15 @@ Dimension symbols used throughout nanocnn:
     OH, OW  output size, from the one formula in ``conv_output_size``.
 
 The fast kernels loop only over the KH*KW kernel offsets; every other axis is a
-numpy array axis. The column matrix is laid out "channels first, batch second",
-(C, KH, KW, N, OH, OW), so that one matrix product covers the whole batch and
-its result (F, N, OH, OW) can be handed on as an (N, F, OH, OW) view without a copy.
+numpy array axis. Internally activations live in memory as (C, H, W, N), batch
+innermost, and are handed between layers as (N, C, H, W) views of that memory
+(``from_chwn``), so the public shapes stay NCHW. With the batch innermost, every
+window copy in im2col, col2im and pooling moves runs of N (and, at stride 1, of
+OW*N) contiguous numbers instead of runs of OW, one matrix product covers the whole
+batch, and its (F, OH*OW*N) result is already the next layer's layout: no transposes.
 """
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 
 def pair(value, name, layer, minimum=1):
@@ -73,51 +77,72 @@ def output_hw(layer, hw, kernel, stride, padding):
     return conv_output_size(H, KH, stride[0], PH), conv_output_size(W, KW, stride[1], PW)
 
 
-def pad(x, padding, value=0.0):
-    """Pad the last two axes of x (..., H, W) -> (..., H + 2*PH, W + 2*PW); no copy when padding is 0."""
+def to_chwn(x, padding=(0, 0), value=0.0):
+    """x : (N, C, H, W), any memory order -> padded (C, H + 2*PH, W + 2*PW, N) C-contiguous array.
+
+    No copy when x is already a view of such an array and there is no padding.
+    """
+    N, C, H, W = x.shape
     PH, PW = padding
-    if PH == 0 and PW == 0:
-        return x
-    xp = np.full(x.shape[:-2] + (x.shape[-2] + 2 * PH, x.shape[-1] + 2 * PW), value, dtype=x.dtype)
-    xp[..., PH:PH + x.shape[-2], PW:PW + x.shape[-1]] = x
+    xt = x.transpose(1, 2, 3, 0)                                     # (C, H, W, N) view
+    if PH == 0 and PW == 0 and xt.flags.c_contiguous:
+        return xt
+    shape = (C, H + 2 * PH, W + 2 * PW, N)
+    xp = np.zeros(shape, dtype=x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
+    xp[:, PH:PH + H, PW:PW + W, :] = xt
     return xp
 
 
+def from_chwn(a):
+    """(C, H, W, N) array -> the (N, C, H, W) view of it that layers hand on."""
+    return a.transpose(3, 0, 1, 2)
+
+
 def window(xp, i, j, out_hw, stride):
-    """The view of xp (..., Hp, Wp) that kernel offset (i, j) sees at every output position: (..., OH, OW)."""
+    """The view of xp (C, Hp, Wp, N) that kernel offset (i, j) sees at every output position: (C, OH, OW, N)."""
     (OH, OW), (SH, SW) = out_hw, stride
-    return xp[..., i:i + SH * (OH - 1) + 1:SH, j:j + SW * (OW - 1) + 1:SW]
+    return xp[:, i:i + SH * (OH - 1) + 1:SH, j:j + SW * (OW - 1) + 1:SW, :]
+
+
+def windows(xp, kernel, out_hw, stride):
+    """All receptive fields of xp (C, Hp, Wp, N) as one read-only view (C, KH, KW, OH, OW, N), no copy.
+
+    view[c, kh, kw, oh, ow, n] = xp[c, oh*SH + kh, ow*SW + kw, n]: the same memory reached through
+    strides, so im2col is a single copy instead of KH*KW slice copies.
+    """
+    (KH, KW), (OH, OW), (SH, SW) = kernel, out_hw, stride
+    sc, sh, sw, sn = xp.strides
+    return as_strided(xp, (xp.shape[0], KH, KW, OH, OW, xp.shape[3]), (sc, sh, sw, SH * sh, SW * sw, sn),
+                      writeable=False)
 
 
 def im2col(x, kernel, stride, padding):
     """Gather every receptive field into a column matrix.
 
     x : ndarray of shape (N, C, H, W)
-    returns cols : ndarray of shape (C*KH*KW, N*OH*OW), rows ordered (c, kh, kw) like the
-    weight's (F, C, KH, KW) layout, columns ordered (n, oh, ow).
+    returns cols : ndarray of shape (C*KH*KW, OH*OW*N), rows ordered (c, kh, kw) like the
+    weight's (F, C, KH, KW) layout, columns ordered (oh, ow, n).
     """
     N, C, H, W = x.shape
     (KH, KW), (OH, OW) = kernel, output_hw("im2col", (H, W), kernel, stride, padding)
-    xp = pad(x, padding).transpose(1, 0, 2, 3)                       # (C, N, Hp, Wp) view
-    cols = np.empty((C, KH, KW, N, OH, OW), dtype=x.dtype)
-    for i in range(KH):
-        for j in range(KW):
-            cols[:, i, j] = window(xp, i, j, (OH, OW), stride)       # (C, N, OH, OW)
-    return cols.reshape(C * KH * KW, N * OH * OW)
+    xp = to_chwn(x, padding)                                         # (C, Hp, Wp, N)
+    cols = np.empty((C, KH, KW, OH, OW, N), dtype=x.dtype)
+    cols[...] = windows(xp, kernel, (OH, OW), stride)                # the one copy
+    return cols.reshape(C * KH * KW, OH * OW * N)
 
 
 def col2im(dcols, x_shape, kernel, stride, padding):
     """Adjoint of im2col: add each column's entries back into the input position they came from.
 
-    dcols : ndarray of shape (C*KH*KW, N*OH*OW)
-    returns dx : ndarray of shape x_shape = (N, C, H, W) (a view of a (C, N, H, W) array)
+    dcols : ndarray of shape (C*KH*KW, OH*OW*N)
+    returns dx : ndarray of shape x_shape = (N, C, H, W) (a view of a (C, H, W, N) array)
     """
     N, C, H, W = x_shape
     (KH, KW), (PH, PW) = kernel, padding
     OH, OW = output_hw("col2im", (H, W), kernel, stride, padding)
-    dcols = dcols.reshape(C, KH, KW, N, OH, OW)
-    dxp = np.zeros((C, N, H + 2 * PH, W + 2 * PW), dtype=dcols.dtype)
+    dcols = dcols.reshape(C, KH, KW, OH, OW, N)
+    dxp = np.zeros((C, H + 2 * PH, W + 2 * PW, N), dtype=dcols.dtype)
     for i in range(KH):
         for j in range(KW):
             window(dxp, i, j, (OH, OW), stride)[...] += dcols[:, i, j]  # slice-accumulate, no np.add.at
-    return dxp[:, :, PH:PH + H, PW:PW + W].transpose(1, 0, 2, 3)       # (N, C, H, W) view
+    return from_chwn(dxp[:, PH:PH + H, PW:PW + W, :])

@@ -1,7 +1,7 @@
 """2-D convolution (cross-correlation, as in PyTorch) as im2col + one matrix product."""
 import numpy as np
 
-from ..functional import check_input, col2im, im2col, output_hw, pair, positive_int
+from ..functional import check_input, col2im, from_chwn, im2col, output_hw, pair, positive_int
 from ..init import init_weight
 from .module import Module, Parameter, check_float_dtype, short
 
@@ -13,7 +13,7 @@ class Conv2d(Module):
         x : (N, C_in, H, W)  ->  out : (N, C_out, OH, OW),  OH = (H + 2*PH - KH) // SH + 1
         weight : (C_out, C_in, KH, KW),  bias : (C_out,)
     kernel_size, stride and padding are an int or an (h, w) pair; padding adds zeros.
-    The output is an (N, C_out, OH, OW) view of a (C_out, N, OH, OW) array: no transpose copy.
+    The output is an (N, C_out, OH, OW) view of a (C_out, OH, OW, N) array: no transpose copy.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
@@ -37,12 +37,12 @@ class Conv2d(Module):
         check_input(x, "Conv2d", self.in_channels, self.weight.data.dtype)
         N, _, H, W = x.shape
         OH, OW = output_hw("Conv2d", (H, W), self.kernel_size, self.stride, self.padding)
-        cols = im2col(x, self.kernel_size, self.stride, self.padding)   # (C*KH*KW, N*OH*OW)
-        out = self.weight.data.reshape(self.out_channels, -1) @ cols    # (F, N*OH*OW)
+        cols = im2col(x, self.kernel_size, self.stride, self.padding)   # (C*KH*KW, OH*OW*N)
+        out = self.weight.data.reshape(self.out_channels, -1) @ cols    # (F, OH*OW*N)
         if self.bias is not None:
             out += self.bias.data[:, None]
         self._cache = (x.shape, cols) if self.training else None
-        return out.reshape(self.out_channels, N, OH, OW).transpose(1, 0, 2, 3)  # (N, F, OH, OW) view
+        return from_chwn(out.reshape(self.out_channels, OH, OW, N))      # (N, F, OH, OW) view
 
     def backward(self, grad_out, input_grad=True):
         """grad_out : (N, C_out, OH, OW) -> dx : (N, C_in, H, W); adds dW and db into the parameters.
@@ -54,7 +54,8 @@ class Conv2d(Module):
             raise RuntimeError("Conv2d: backward needs a forward pass in training mode first")
         x_shape, cols = self._cache
         F = self.out_channels
-        dout = grad_out.transpose(1, 0, 2, 3).reshape(F, -1)            # (F, N*OH*OW)
+        dout = grad_out.transpose(1, 2, 3, 0).reshape(F, -1)            # (F, OH*OW*N), a copy only if
+                                                                        # grad_out is not (F, OH, OW, N) memory
         if dout.shape[1] != cols.shape[1]:
             raise ValueError(f"Conv2d: grad_out shape {grad_out.shape} does not match the forward output")
         self.weight.grad += (dout @ cols.T).reshape(self.weight.grad.shape)
@@ -62,7 +63,7 @@ class Conv2d(Module):
             self.bias.grad += dout.sum(axis=1)
         if not input_grad:
             return None
-        dcols = self.weight.data.reshape(F, -1).T @ dout                # (C*KH*KW, N*OH*OW)
+        dcols = self.weight.data.reshape(F, -1).T @ dout                # (C*KH*KW, OH*OW*N)
         return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding)
 
     def output_shape(self, input_shape):

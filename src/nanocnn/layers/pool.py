@@ -1,7 +1,7 @@
 """2-D max pooling: each output is the largest value in its KH x KW window."""
 import numpy as np
 
-from ..functional import check_input, output_hw, pad, pair, window
+from ..functional import check_input, from_chwn, output_hw, pair, to_chwn, window
 from .module import Module, short
 
 
@@ -29,30 +29,42 @@ class MaxPool2d(Module):
         check_input(x, "MaxPool2d")
         H, W = x.shape[2:]
         out_hw = output_hw("MaxPool2d", (H, W), self.kernel_size, self.stride, self.padding)
-        xp = pad(x, self.padding, -np.inf)
+        xp = to_chwn(x, self.padding, -np.inf)                            # (C, Hp, Wp, N)
         KH, KW = self.kernel_size
-        best = window(xp, 0, 0, out_hw, self.stride).copy(order="K")     # (N, C, OH, OW)
-        argmax = np.zeros(best.shape, dtype=np.uint8 if KH * KW < 256 else np.int32)
+        best = window(xp, 0, 0, out_hw, self.stride).copy()              # (C, OH, OW, N)
         for k in range(1, KH * KW):
-            candidate = window(xp, k // KW, k % KW, out_hw, self.stride)
-            greater = candidate > best                                     # strict: the first max wins
-            np.copyto(best, candidate, where=greater)
-            np.copyto(argmax, k, where=greater)
-        self._cache = (x.shape, out_hw, argmax) if self.training else None
-        return best
+            np.maximum(best, window(xp, k // KW, k % KW, out_hw, self.stride), out=best)
+        self._cache = (x.shape, out_hw, xp, best) if self.training else None
+        return from_chwn(best)
 
     def backward(self, grad_out):
-        """grad_out : (N, C, OH, OW) -> dx : (N, C, H, W), nonzero only at each window's chosen maximum."""
+        """grad_out : (N, C, OH, OW) -> dx : (N, C, H, W), nonzero only at each window's chosen maximum.
+
+        The maxima are found again by comparing each kernel offset's view with the output, in row-major
+        order, each window claimed by its first match; this keeps the forward pass a bare chain of
+        np.maximum (no argmax bookkeeping, which masked numpy writes make slow).
+        """
         if self._cache is None:
             raise RuntimeError("MaxPool2d: backward needs a forward pass in training mode first")
-        (N, C, H, W), out_hw, argmax = self._cache
-        if grad_out.shape != argmax.shape:
-            raise ValueError(f"MaxPool2d: grad_out shape {grad_out.shape} does not match the output {argmax.shape}")
+        (N, C, H, W), out_hw, xp, best = self._cache
+        grad = grad_out.transpose(1, 2, 3, 0)                              # (C, OH, OW, N) view
+        if grad.shape != best.shape:
+            raise ValueError(f"MaxPool2d: grad_out shape {grad_out.shape} does not match the output")
         (KH, KW), (PH, PW) = self.kernel_size, self.padding
-        dxp = np.zeros((C, N, H + 2 * PH, W + 2 * PW), dtype=grad_out.dtype).transpose(1, 0, 2, 3)
+        dxp = np.zeros(xp.shape, dtype=grad_out.dtype)
+        overlap = any(s < k for s, k in zip(self.stride, self.kernel_size))
+        unclaimed = np.ones(best.shape, dtype=bool)
         for k in range(KH * KW):
-            window(dxp, k // KW, k % KW, out_hw, self.stride)[...] += np.where(argmax == k, grad_out, 0)
-        return dxp[:, :, PH:PH + H, PW:PW + W]
+            i, j = k // KW, k % KW
+            hit = window(xp, i, j, out_hw, self.stride) == best           # this offset holds the max...
+            hit &= unclaimed                                               # ...and no earlier offset did
+            unclaimed ^= hit
+            target = window(dxp, i, j, out_hw, self.stride)
+            if overlap:
+                target += grad * hit
+            else:                                                          # disjoint windows: plain writes
+                np.multiply(grad, hit, out=target)
+        return from_chwn(dxp[:, PH:PH + H, PW:PW + W, :])
 
     def output_shape(self, input_shape):
         C, H, W = input_shape
