@@ -58,7 +58,8 @@ class Conv2d(Module):
                                                                         # grad_out is not (F, OH, OW, N) memory
         if dout.shape[1] != cols.shape[1]:
             raise ValueError(f"Conv2d: grad_out shape {grad_out.shape} does not match the forward output")
-        self.weight.grad += (dout @ cols.T).reshape(self.weight.grad.shape)
+        # dW = dout @ cols.T, computed as (cols @ dout.T).T: the same numbers, ~1.5x faster in OpenBLAS here
+        self.weight.grad += (cols @ dout.T).T.reshape(self.weight.grad.shape)
         if self.bias is not None:
             self.bias.grad += dout.sum(axis=1)
         if not input_grad:

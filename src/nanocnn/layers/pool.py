@@ -53,12 +53,16 @@ class MaxPool2d(Module):
         (KH, KW), (PH, PW) = self.kernel_size, self.padding
         dxp = np.zeros(xp.shape, dtype=grad_out.dtype)
         overlap = any(s < k for s, k in zip(self.stride, self.kernel_size))
-        unclaimed = np.ones(best.shape, dtype=bool)
+        unclaimed = None
         for k in range(KH * KW):
             i, j = k // KW, k % KW
             hit = window(xp, i, j, out_hw, self.stride) == best           # this offset holds the max...
-            hit &= unclaimed                                               # ...and no earlier offset did
-            unclaimed ^= hit
+            if unclaimed is None:
+                unclaimed = ~hit
+            else:
+                hit &= unclaimed                                           # ...and no earlier offset did
+                if k < KH * KW - 1:
+                    unclaimed ^= hit
             target = window(dxp, i, j, out_hw, self.stride)
             if overlap:
                 target += grad * hit
