@@ -51,7 +51,7 @@ def plot_curves(run_dir, out=None):
         raise ValueError(f"{run_dir}/metrics.csv has no epochs yet")
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     for ax, key, title in ((ax_loss, "loss", "Loss (cross-entropy)"), (ax_acc, "acc", "Accuracy")):
-        ax.plot(m["epoch"], m[f"train_{key}"], "o-", label="train")
+        ax.plot(m["epoch"], m[f"train_{key}"], "o-", label="train (mean over the epoch)")
         ax.plot(m["epoch"], m[f"test_{key}"], "s-", label="test")
         ax.set(title=title, xlabel="epoch", ylabel=key if key == "loss" else "accuracy")
         ax.set_xticks(m["epoch"])
@@ -138,8 +138,8 @@ def plot_features(model, image, title, out):
     maps, proba = feature_maps(model, image)
     if not maps:
         raise ValueError("the model has no Conv2d layer")
-    shapes = [grid(len(m)) for _, m in maps]
-    width = max(c for _, c in shapes)
+    width = max(grid(len(m))[1] for _, m in maps)
+    shapes = [(math.ceil(len(m) / width), width) for _, m in maps]
     heights = [2.2] + [r * 0.95 + 0.4 for r, _ in shapes]
     fig = plt.figure(figsize=(max(6, 0.95 * width), sum(heights) + 0.6), layout="constrained")
     subs = fig.subfigures(len(heights), 1, height_ratios=heights)
