@@ -7,12 +7,11 @@ import numpy as np
 from tqdm import tqdm
 
 from .data import batches, load_dataset
+from .layers import Conv2d
 from .losses import softmax_cross_entropy
 from .optim import OPTIMIZERS
 from .presets import get_preset
 from .runs import Run
-
-EVAL_BATCH = 500   # big enough to amortise Python overhead, small enough to keep im2col buffers modest
 
 
 def make_optimizer(config, params):
@@ -28,8 +27,25 @@ def learning_rate(config, step, total_steps):
     return config.lr
 
 
-def predict_proba(model, images, batch_size=EVAL_BATCH):
+def eval_batch_size(model, input_shape, budget=12 * 2**20):
+    """A batch size for inference whose largest im2col matrix stays near ``budget`` bytes.
+
+    Measured here: the default preset runs ~2x faster at batch 32 than at 500 (its columns stay in
+    cache), while the small article network prefers large batches; both fit this rule.
+    """
+    largest, shape = 1, tuple(input_shape)
+    for layer in model.layers:
+        if isinstance(layer, Conv2d):
+            _, OH, OW = layer.output_shape(shape)
+            largest = max(largest, layer.in_channels * layer.kernel_size[0] * layer.kernel_size[1] * OH * OW)
+        shape = layer.output_shape(shape)
+    return int(np.clip(budget // (4 * largest), 16, 1024))
+
+
+def predict_proba(model, images, batch_size=None):
     """images : (N, C, H, W) -> class probabilities (N, K), in eval mode, in batches."""
+    if batch_size is None:
+        batch_size = eval_batch_size(model, images.shape[1:])
     was_training = model.training
     model.eval()
     try:
@@ -44,7 +60,7 @@ def predict_proba(model, images, batch_size=EVAL_BATCH):
         model.train(was_training)
 
 
-def evaluate(model, split, batch_size=EVAL_BATCH):
+def evaluate(model, split, batch_size=None):
     """Returns (mean loss, accuracy, predicted labels (N,)) on a Split."""
     proba = predict_proba(model, split.images, batch_size)
     loss = -np.log(np.maximum(proba[np.arange(len(proba)), split.labels], 1e-30)).mean(dtype=np.float64)
