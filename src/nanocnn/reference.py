@@ -121,8 +121,8 @@ def softmax_cross_entropy(logits, labels):
     loss, dlogits = 0.0, np.zeros_like(logits)
     for n in range(N):
         z = logits[n] - logits[n].max()        # shifting by the max changes nothing but prevents overflow
-        p = np.exp(z) / np.exp(z).sum()
-        loss -= np.log(p[labels[n]])
-        dlogits[n] = p
+        log_total = np.log(np.exp(z).sum())    # >= log(1): finite
+        loss -= z[labels[n]] - log_total       # -log p[y], without ever forming a p that underflows to 0
+        dlogits[n] = np.exp(z - log_total)     # p
         dlogits[n, labels[n]] -= 1             # d(-log p_y)/dz = p - onehot(y)
     return loss / N, dlogits / N
