@@ -191,6 +191,14 @@ def test_errors_with_a_model_and_data_that_do_not_fit(tmp_path, capsys, rng):
     assert not (tmp_path / "t").exists()
 
 
+def test_a_model_saved_without_its_input_shape_gets_a_clear_error(tmp_path, capsys):
+    path = tmp_path / "bare.npz"
+    nc.save(path, nc.Sequential(nc.Flatten(), nc.Linear(784, 10)))
+    for argv in (["evaluate", path], ["predict", path, path], ["summary", path], ["plot", "confusion", path]):
+        status, _, err = run_cli(capsys, *argv)
+        assert status == 2 and "does not record its input shape and classes" in err and err.count("\n") == 1
+
+
 def test_python_dash_m_and_exit_status_as_a_process(tmp_path):
     result = cli_process("train", "--lr", "-1", "--out", tmp_path / "x")
     assert result.returncode == 2 and result.stderr == "error: lr must be a finite number > 0, got -1.0\n"

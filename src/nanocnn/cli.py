@@ -100,11 +100,14 @@ def model_file(path):
     return os.path.join(path, "model.npz") if os.path.isdir(path) else path
 
 
-def load_model(path):
-    """(model, meta) from a model file or run folder."""
+def load_model(path, need_meta=True):
+    """(model, meta) from a model file or run folder; meta must record the input shape and classes."""
     from .model import load
 
     model, meta, _ = load(model_file(path))
+    if need_meta and not {"input_shape", "num_classes"} <= set(meta):
+        raise ValueError(f"{path} does not record its input shape and classes: save it with `nanocnn train`, or "
+                         f"nc.save(path, model, meta={{'input_shape': [C, H, W], 'num_classes': K}})")
     return model, meta
 
 
@@ -129,7 +132,7 @@ def cmd_evaluate(args):
     from .train import confusion_matrix, evaluate
 
     model, meta = load_model(args.model)
-    data, classes = test_data(args, model, meta)
+    data, classes = load_test_split(args, model, meta)
     loss, acc, predicted = evaluate(model, data.test)
     matrix = confusion_matrix(data.test.labels, predicted, classes)
     print(f"model: {model_file(args.model)}")
@@ -149,7 +152,7 @@ def cmd_evaluate(args):
 
 def check_fits(model, meta, input_shape):
     """Raise ValueError when the model was trained on another image shape than the data's."""
-    expected = tuple(meta.get("input_shape", input_shape))
+    expected = tuple(meta["input_shape"])
     if expected != tuple(input_shape):
         raise ValueError(f"the model takes images of shape {expected} (C, H, W), the data has {tuple(input_shape)}")
     model.output_shape(tuple(input_shape))
@@ -160,8 +163,6 @@ def cmd_predict(args):
     from .train import predict_proba
 
     model, meta = load_model(args.model)
-    if "input_shape" not in meta:
-        raise ValueError(f"{args.model} does not record its input shape; save it from a training run")
     shape = tuple(meta["input_shape"])
     images = np.stack([load_image(path, shape) for path in args.images])   # every file is read before output
     proba = predict_proba(model, images)
@@ -177,8 +178,6 @@ def cmd_summary(args):
         raise ValueError("summary takes a MODEL or --preset, not both")
     if args.model:
         model, meta = load_model(args.model)
-        if "input_shape" not in meta:
-            raise ValueError(f"{args.model} does not record its input shape")
         shape = tuple(meta["input_shape"])
         print(f"model: {model_file(args.model)}")
     else:
@@ -188,11 +187,11 @@ def cmd_summary(args):
     print(model.summary(shape))
 
 
-def test_data(args, model, meta):
+def load_test_split(args, model, meta):
     """The test split of --data (default: the bundled MNIST) for a model, checked to fit it."""
     from .data import load_dataset
 
-    classes = meta.get("num_classes") or model[-1].out_features
+    classes = meta["num_classes"]
     data = load_dataset(args.data, limit_test=args.limit_test, num_classes=classes, with_train=False)
     check_fits(model, meta, data.input_shape)
     return data, classes
@@ -206,26 +205,26 @@ def cmd_plot(args):
     if args.kind == "curves":
         print(plots.plot_curves(args.run, args.output))
         return
-    model, meta = load_model(args.model)
+    model, meta = load_model(args.model, need_meta=args.kind != "filters")
     out = args.output or os.path.join(os.path.dirname(model_file(args.model)) or ".", f"{args.kind}.png")
     if args.kind == "filters":
         print(plots.plot_filters(model, out))
     elif args.kind == "features":
         if args.image:
             from .images import load_image
-            image, title = load_image(args.image, tuple(meta.get("input_shape", (1, 28, 28)))), args.image
+            image, title = load_image(args.image, tuple(meta["input_shape"])), args.image
         else:
-            data, _ = test_data(args, model, meta)
+            data, _ = load_test_split(args, model, meta)
             if args.index >= len(data.test.labels):
                 raise ValueError(f"--index must be below the {len(data.test.labels)} test images, got {args.index}")
             image, title = data.test.images[args.index], f"test image {args.index} (label {data.test.labels[args.index]})"
         print(plots.plot_features(model, image, title, out))
     elif args.kind == "confusion":
-        data, classes = test_data(args, model, meta)
+        data, classes = load_test_split(args, model, meta)
         _, acc, predicted = evaluate(model, data.test)
         print(plots.plot_confusion(confusion_matrix(data.test.labels, predicted, classes), acc, out))
     elif args.kind == "mistakes":
-        data, _ = test_data(args, model, meta)
+        data, _ = load_test_split(args, model, meta)
         print(plots.plot_mistakes(data.test.images, data.test.labels, predict_proba(model, data.test.images), out))
     else:
         raise ValueError(f"unknown plot {args.kind!r}")

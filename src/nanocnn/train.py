@@ -82,7 +82,7 @@ def train_epoch(model, optimizer, split, config, rng, epoch, step, total_steps, 
     loss_sum = 0.0
     start = time.perf_counter()
     bar = tqdm(total=n, desc=f"epoch {epoch}/{config.epochs}", unit="img", leave=False, disable=not progress,
-               mininterval=0.5, file=sys.stderr, dynamic_ncols=True)
+               mininterval=0.5 if sys.stderr.isatty() else 15, file=sys.stderr, dynamic_ncols=True)
     for idx in batches(n, config.batch_size, order_rng):
         x, y = split.images[idx], split.labels[idx]                 # batch
         optimizer.lr = learning_rate(config, step, total_steps)
