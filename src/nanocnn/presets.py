@@ -68,7 +68,7 @@ def build_seed(input_shape, num_classes, rng=None):
 
 PRESETS = {
     "default": Preset("default", "2x (conv 5x5 + ReLU + max-pool), linear; Adam, cosine decay",
-                      build_default, epochs=3, batch_size=64, lr=2e-3, optimizer="adam", schedule="cosine"),
+                      build_default, epochs=3, batch_size=64, lr=3e-3, optimizer="adam", schedule="cosine"),
     "seed": Preset("seed", "the article's network and training: batch 1, SGD lr 0.0003, 1,000/1,000 images, in order",
                    build_seed, epochs=1, batch_size=1, lr=3e-4, optimizer="sgd", shuffle=False,
                    limit_train=1000, limit_test=1000),
