@@ -19,7 +19,7 @@ class Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def non_negative_int(text):
+def integer(text):
     try:
         value = int(text)
     except ValueError:
@@ -45,16 +45,16 @@ def build_parser():
                                                    f"(default: default)")
     t.add_argument("--data", help="an .npz (trainimages, trainlabels, testimages, testlabels) or a folder of "
                                   "the four IDX files (default: the bundled MNIST)")
-    t.add_argument("--epochs", type=non_negative_int)
-    t.add_argument("--batch-size", type=non_negative_int)
+    t.add_argument("--epochs", type=integer)
+    t.add_argument("--batch-size", type=integer)
     t.add_argument("--lr", type=number, help="learning rate")
     t.add_argument("--optimizer", help="sgd or adam")
     t.add_argument("--momentum", type=number, help="SGD momentum")
     t.add_argument("--weight-decay", type=number)
     t.add_argument("--schedule", help="learning-rate schedule: constant or cosine")
-    t.add_argument("--seed", type=non_negative_int, help="seed of the one random generator (default 0)")
-    t.add_argument("--limit-train", type=non_negative_int, help="use the first N training images")
-    t.add_argument("--limit-test", type=non_negative_int, help="use the first N test images")
+    t.add_argument("--seed", type=integer, help="seed of the one random generator (default 0)")
+    t.add_argument("--limit-train", type=integer, help="use the first N training images")
+    t.add_argument("--limit-test", type=integer, help="use the first N test images")
     t.add_argument("--out", help="run folder (default runs/<timestamp>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out (default: the latest)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
@@ -63,7 +63,7 @@ def build_parser():
     e = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix of a saved model")
     e.add_argument("model", help="a model.npz, or a run folder holding one")
     e.add_argument("--data", help="as for train (default: the bundled MNIST test set)")
-    e.add_argument("--limit-test", type=non_negative_int)
+    e.add_argument("--limit-test", type=integer)
 
     p = sub.add_parser("predict", help="classify PNG or JPEG images")
     p.add_argument("model", help="a model.npz, or a run folder holding one")
@@ -82,7 +82,7 @@ def build_parser():
     k = kinds.add_parser("features", help="one image's feature maps after every conv layer")
     k.add_argument("model", metavar="MODEL")
     which = k.add_mutually_exclusive_group(required=True)
-    which.add_argument("--index", type=non_negative_int, help="a test image of --data, by index")
+    which.add_argument("--index", type=integer, help="a test image of --data, by index")
     which.add_argument("--image", help="a PNG or JPEG file")
     for name, text in (("confusion", "the confusion matrix as a heat map"),
                        ("mistakes", "the most confident wrong test predictions")):
@@ -92,7 +92,7 @@ def build_parser():
         k.add_argument("-o", "--output", help="PNG file to write (default: beside the model or run)")
         if k.prog.split()[-1] in ("features", "confusion", "mistakes"):
             k.add_argument("--data", help="as for train (default: the bundled MNIST test set)")
-            k.add_argument("--limit-test", type=non_negative_int)
+            k.add_argument("--limit-test", type=integer)
     return parser
 
 

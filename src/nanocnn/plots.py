@@ -118,6 +118,7 @@ def plot_filters(model, out):
 def feature_maps(model, image):
     """Run one image (C, H, W) through the model, keeping each conv layer's output (after its ReLU, if any)."""
     from .layers import Conv2d, ReLU
+    from .losses import softmax
 
     model.eval()
     x, maps = image[None], []
@@ -128,8 +129,7 @@ def feature_maps(model, image):
             maps.append((f"layer {i}: {layer!r}", x[0]))
         elif isinstance(layer, ReLU) and i > 0 and isinstance(model.layers[i - 1], Conv2d):
             maps.append((f"layers {i - 1}-{i}: {model.layers[i - 1]!r} + ReLU", x[0]))
-    z = x[0] - x[0].max()
-    return maps, np.exp(z) / np.exp(z).sum()
+    return maps, softmax(x)[0]
 
 
 def plot_features(model, image, title, out):

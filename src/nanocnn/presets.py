@@ -9,7 +9,7 @@ from typing import Callable
 
 import numpy as np
 
-from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
+from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from .model import Sequential
 
 

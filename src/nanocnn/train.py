@@ -8,7 +8,7 @@ from tqdm import tqdm
 
 from .data import batches, load_dataset
 from .layers import Conv2d
-from .losses import softmax_cross_entropy
+from .losses import softmax, softmax_cross_entropy
 from .optim import OPTIMIZERS
 from .presets import get_preset
 from .runs import Run
@@ -51,10 +51,7 @@ def predict_proba(model, images, batch_size=None):
     try:
         chunks = []
         for idx in range(0, len(images), batch_size):
-            logits = model(images[idx:idx + batch_size])
-            logits = logits - logits.max(axis=1, keepdims=True)
-            p = np.exp(logits)
-            chunks.append(p / p.sum(axis=1, keepdims=True))
+            chunks.append(softmax(model(images[idx:idx + batch_size])))
         return np.concatenate(chunks)
     finally:
         model.train(was_training)
