@@ -71,7 +71,7 @@ def confusion_matrix(labels, predicted, num_classes):
 
 
 def train_epoch(model, optimizer, split, config, rng, epoch, step, total_steps, progress=True):
-    """One pass over the training split. Returns (mean loss, accuracy, the step count after it)."""
+    """One pass over the training split, starting at optimizer step ``step``. Returns (mean loss, accuracy)."""
     model.train()
     order_rng = rng if config.shuffle else None
     n = len(split.labels)
@@ -96,7 +96,7 @@ def train_epoch(model, optimizer, split, config, rng, epoch, step, total_steps, 
             rate = seen / (time.perf_counter() - start)
             bar.set_postfix_str(f"loss {loss_sum / seen:.4f} acc {correct / seen:.4f} {rate:,.0f} img/s", refresh=False)
     bar.close()
-    return loss_sum / n, correct / n, step
+    return loss_sum / n, correct / n
 
 
 def fit(config, out=None, resume=False, overwrite=False, progress=True, log=print):
@@ -124,7 +124,7 @@ def fit(config, out=None, resume=False, overwrite=False, progress=True, log=prin
     test_acc = metrics[-1]["test_acc"] if metrics else None
     for epoch in range(start_epoch + 1, config.epochs + 1):
         t0 = time.perf_counter()
-        train_loss, train_acc, _ = train_epoch(model, optimizer, data.train, config, rng, epoch,
+        train_loss, train_acc = train_epoch(model, optimizer, data.train, config, rng, epoch,
                                                (epoch - 1) * steps_per_epoch, total_steps, progress)
         test_loss, test_acc, _ = evaluate(model, data.test)
         seconds = time.perf_counter() - t0
