@@ -157,6 +157,7 @@ def bad_invocations(tmp):
         (["train", "--data", corrupt], "is not a readable .npz archive"),
         (["train", "--data", text], "is not a readable .npz archive"),
         (["train", "--resume", "--out", tmp / "nothing"], "has no model.npz to resume from"),
+        (["train", "--preset", "seed", "--limit-train", "50", "--out", text / "run"], "cannot create run folder"),
         (["train", "--bogus"], "unrecognized arguments: --bogus"),
         (["evaluate", tmp / "missing.npz"], "model file not found"),
         (["evaluate", corrupt], "is not a readable .npz archive"),

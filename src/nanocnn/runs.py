@@ -48,7 +48,10 @@ class Run:
         if os.path.isdir(out) and os.listdir(out) and not overwrite:
             raise ValueError(f"run folder {out} already exists and is not empty; "
                              f"pass --resume to continue it or --overwrite to replace it")
-        os.makedirs(out, exist_ok=True)
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"cannot create run folder {out}: {e.strerror}") from None
         run = cls(out, config)
         atomic_write(os.path.join(out, "config.json"),
                      lambda f: f.write(json.dumps(config.to_dict(), indent=2) + "\n"), mode="w")
