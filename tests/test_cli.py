@@ -36,6 +36,9 @@ def test_train_seed_preset_writes_a_run(tmp_path, capsys):
     assert lines[0].startswith("config: preset=seed") and "batch_size=1" in lines[0] and "lr=0.0003" in lines[0]
     assert lines[-1].startswith("test accuracy: 0.") and len(lines[-1]) == len("test accuracy: 0.0000")
     assert sorted(os.listdir(tmp_path / "run")) == ["config.json", "metrics.csv", "model.npz"]
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert (tmp_path / "run" / "model.npz").stat().st_mode & 0o777 == 0o666 & ~umask   # not mkstemp's 0600
     assert json.loads((tmp_path / "run" / "config.json").read_text())["preset"] == "seed"
     model, meta, arrays = nc.load(tmp_path / "run" / "model.npz")
     assert meta["epoch"] == 1 and meta["input_shape"] == [1, 28, 28] and "optim/steps" in arrays

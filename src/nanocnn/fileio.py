@@ -1,6 +1,5 @@
 """File I/O shared by models, runs and data: safe .npz reading and atomic writes."""
 import os
-import tempfile
 import zipfile
 import zlib
 
@@ -41,14 +40,16 @@ def atomic_write(path, write, mode="wb"):
 
     A crash or kill at any moment leaves either the old file or the new one, never half of one.
     """
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=os.path.dirname(os.path.abspath(path)))
+    path = os.path.abspath(os.fspath(path))
+    # A name of our own rather than mkstemp's, so the file gets the usual permissions (umask), not 0600.
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.{os.getpid()}.tmp")
     try:
-        with os.fdopen(fd, mode) as f:
+        with open(tmp, mode) as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        os.unlink(tmp)
+        if os.path.exists(tmp):
+            os.unlink(tmp)
         raise
