@@ -117,7 +117,7 @@ def matmul_ceiling(n=2048, repeats=5):
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
-def compare(name, build, batch_size, optimizer, lr, data, repeats, threads):
+def compare(name, build, batch_size, optimizer, lr, data, repeats):
     rng = np.random.default_rng(0)
     model = build(data.input_shape, data.num_classes, rng)
     reference_model = to_torch(model) if torch else None
@@ -224,9 +224,9 @@ def main():
 
     data = load_dataset(limit_train=args.limit_train)
     default = PRESETS["default"]
-    compare("a: article network + ReLU", article_relu, 64, "adam", 1e-3, data, args.repeats, threads)
+    compare("a: article network + ReLU", article_relu, 64, "adam", 1e-3, data, args.repeats)
     compare("b: default preset", default.build, default.batch_size, default.optimizer, default.lr, data,
-            args.repeats, threads)
+            args.repeats)
     seed_fast_vs_reference(data)
     if args.rss:
         peak_rss_of_default_train()

@@ -17,14 +17,14 @@ def load_image(path, input_shape):
     from PIL import Image, UnidentifiedImageError
 
     C, H, W = input_shape
+    if C not in (1, 3):
+        raise ValueError(f"the model takes {C}-channel images; predict reads greyscale or RGB files only")
     try:
         with Image.open(path) as im:
             im.load()
             im = im.convert("L" if C == 1 else "RGB")
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise ValueError(f"cannot read image {path}: {e}") from None
-    if C not in (1, 3):
-        raise ValueError(f"the model takes {C}-channel images; predict reads greyscale or RGB files only")
     if C == 3:
         return np.asarray(im.resize((W, H), Image.BILINEAR), dtype=np.float32).transpose(2, 0, 1) / 255
     pixels = np.asarray(im, dtype=np.float32) / 255                 # (h, w)

@@ -39,13 +39,16 @@ class Sequential(Module):
         With input_grad=False nothing below the first layer that has parameters runs, and that
         layer skips its own input gradient: nobody needs the gradient of the data.
         """
-        first = next((i for i, l in enumerate(self.layers) if l.parameters()), 0) if not input_grad else 0
-        for i in range(len(self.layers) - 1, first - 1, -1):
-            layer = self.layers[i]
-            if i == first and not input_grad and layer.parameters():
-                return layer.backward(grad_out, input_grad=False)
+        if input_grad:
+            for layer in reversed(self.layers):
+                grad_out = layer.backward(grad_out)
+            return grad_out
+        first = next((i for i, layer in enumerate(self.layers) if layer.parameters()), None)
+        if first is None:                                   # nothing to train: no gradient is needed
+            return None
+        for layer in reversed(self.layers[first + 1:]):
             grad_out = layer.backward(grad_out)
-        return grad_out if input_grad else None
+        return self.layers[first].backward(grad_out, input_grad=False)
 
     def named_parameters(self):
         return [(f"{i}.{name}", p) for i, layer in enumerate(self.layers) for name, p in layer.named_parameters()]

@@ -43,10 +43,10 @@ def save(fig, path):
     return path
 
 
-def plot_curves(run_dir, out=None):
-    """Train and test loss and accuracy per epoch."""
+def plot_curves(run_dir, out=None, metrics=None):
+    """Train and test loss and accuracy per epoch (metrics: read_metrics(run_dir) when already read)."""
     plt = pyplot()
-    m = read_metrics(run_dir)
+    m = read_metrics(run_dir) if metrics is None else metrics
     if not m or len(m.get("epoch", ())) == 0:
         raise ValueError(f"{run_dir}/metrics.csv has no epochs yet")
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
@@ -63,9 +63,10 @@ def plot_curves(run_dir, out=None):
 
 def curves_if_available(run_dir):
     """Write the learning curves when matplotlib is installed and there are 2+ epochs; else return None."""
-    if importlib.util.find_spec("matplotlib") is None or len(read_metrics(run_dir).get("epoch", ())) < 2:
+    if importlib.util.find_spec("matplotlib") is None:
         return None
-    return plot_curves(run_dir)
+    metrics = read_metrics(run_dir)
+    return plot_curves(run_dir, metrics=metrics) if len(metrics.get("epoch", ())) >= 2 else None
 
 
 def conv_layers(model):
