@@ -26,7 +26,8 @@ import nanocnn as nc
 from nanocnn import reference
 from nanocnn.data import batches, load_dataset
 from nanocnn.presets import PRESETS, build_seed
-from nanocnn.train import predict_proba
+from nanocnn.parallel import DataParallel
+from nanocnn.train import predict_proba, train_step
 
 try:
     import torch
@@ -59,13 +60,14 @@ def to_torch(model):
     return torch.nn.Sequential(*layers)
 
 
-def epoch_nanocnn(model, optimizer, images, labels, order):
+def epoch_nanocnn(model, optimizer, images, labels, order, threads):
+    """nanocnn's own training path: each batch's parts in ``threads`` threads (nanocnn.parallel)."""
     start = time.perf_counter()
-    for idx in order:
-        _, dlogits = nc.softmax_cross_entropy(model(images[idx]), labels[idx])
-        model.backward(dlogits, input_grad=False)
-        optimizer.step()
-        optimizer.zero_grad()
+    with DataParallel(model, threads) as parallel:
+        for idx in order:
+            parallel.forward_backward(train_step, images[idx], labels[idx])
+            optimizer.step()
+            optimizer.zero_grad()
     return time.perf_counter() - start
 
 
@@ -81,10 +83,10 @@ def epoch_torch(model, optimizer, images, labels, order):
     return time.perf_counter() - start
 
 
-def inference_nanocnn(model, images):
+def inference_nanocnn(model, images, threads):
     """Images/s of predict_proba, which picks its own batch size."""
     start = time.perf_counter()
-    predict_proba(model, images)
+    predict_proba(model, images, threads=threads)
     return len(images) / (time.perf_counter() - start)
 
 
@@ -117,7 +119,7 @@ def matmul_ceiling(n=2048, repeats=5):
     return 2 * n ** 3 / statistics.median(times) / 1e9
 
 
-def compare(name, build, batch_size, optimizer, lr, data, repeats):
+def compare(name, build, batch_size, optimizer, lr, data, repeats, threads):
     rng = np.random.default_rng(0)
     model = build(data.input_shape, data.num_classes, rng)
     reference_model = to_torch(model) if torch else None
@@ -129,7 +131,7 @@ def compare(name, build, batch_size, optimizer, lr, data, repeats):
     ours_t, theirs_t = [], []
     for r in range(repeats):
         order = list(batches(n, batch_size, np.random.default_rng(r)))
-        ours_t.append(epoch_nanocnn(model, ours, data.train.images, data.train.labels, order))
+        ours_t.append(epoch_nanocnn(model, ours, data.train.images, data.train.labels, order, threads))
         if torch:
             theirs_t.append(epoch_torch(reference_model, theirs, data.train.images, data.train.labels, order))
     med = statistics.median(ours_t)
@@ -137,13 +139,19 @@ def compare(name, build, batch_size, optimizer, lr, data, repeats):
     print(f"\n({name}) batch {batch_size}, {optimizer}, {n:,} images, {repeats} alternating repeats")
     print(f"  nanocnn epoch: median {med:.2f} s  (all: {', '.join(f'{t:.2f}' for t in ours_t)})  {gflops:.1f} GFLOP/s")
     test = data.test.images
-    ours_inf = statistics.median(inference_nanocnn(model, test) for _ in range(repeats))
     if torch:
         tmed = statistics.median(theirs_t)
         print(f"  PyTorch epoch: median {tmed:.2f} s  (all: {', '.join(f'{t:.2f}' for t in theirs_t)})")
         print(f"  ratio nanocnn / PyTorch: {med / tmed:.2f}x")
         reference_model.eval()
-        theirs_inf = statistics.median(inference_torch(reference_model, test) for _ in range(repeats))
+    ours_inf, theirs_inf = [], []
+    for _ in range(repeats):                                   # alternated, like the epochs
+        ours_inf.append(inference_nanocnn(model, test, threads))
+        if torch:
+            theirs_inf.append(inference_torch(reference_model, test))
+    ours_inf = statistics.median(ours_inf)
+    if torch:
+        theirs_inf = statistics.median(theirs_inf)
         print(f"  inference on {len(test):,} test images: nanocnn {ours_inf:,.0f} img/s, PyTorch {theirs_inf:,.0f} "
               f"img/s (its best batch size), throughput ratio nanocnn / PyTorch {ours_inf / theirs_inf:.2f}")
     else:
@@ -217,6 +225,7 @@ def main():
               f"{info['num_threads']} threads")
     print("OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
           "OPENBLAS_L2_SIZE=" + os.environ.get("OPENBLAS_L2_SIZE", "(unset)"))
+    print(f"nanocnn threads: {threads} (each batch's parts in parallel, BLAS at 1 thread meanwhile)")
     if torch:
         torch.set_num_threads(threads)
         print(f"PyTorch threads: {torch.get_num_threads()}")
@@ -224,9 +233,9 @@ def main():
 
     data = load_dataset(limit_train=args.limit_train)
     default = PRESETS["default"]
-    compare("a: article network + ReLU", article_relu, 64, "adam", 1e-3, data, args.repeats)
+    compare("a: article network + ReLU", article_relu, 64, "adam", 1e-3, data, args.repeats, threads)
     compare("b: default preset", default.build, default.batch_size, default.optimizer, default.lr, data,
-            args.repeats)
+            args.repeats, threads)
     seed_fast_vs_reference(data)
     if args.rss:
         peak_rss_of_default_train()

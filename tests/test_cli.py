@@ -66,10 +66,10 @@ def test_an_existing_run_is_never_overwritten_unless_asked(tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["lr"] == 0.001
 
 
-def test_resume_after_sigkill_in_the_second_epoch_is_bit_identical(tmp_path):
+def test_resume_after_sigkill_in_the_second_epoch_is_bit_identical_even_on_other_threads(tmp_path):
     args = ["train", "--epochs", "3", "--limit-train", "2000", "--limit-test", "200", "--no-progress"]
-    assert cli_process(*args, "--out", tmp_path / "full").returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "nanocnn", *args, "--out", str(tmp_path / "cut")],
+    assert cli_process(*args, "--threads", "2", "--out", tmp_path / "full").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "nanocnn", *args, "--threads", "2", "--out", str(tmp_path / "cut")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     metrics = tmp_path / "cut" / "metrics.csv"
     deadline = time.time() + 120
@@ -78,7 +78,8 @@ def test_resume_after_sigkill_in_the_second_epoch_is_bit_identical(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL and nc.load(tmp_path / "cut" / "model.npz")[1]["epoch"] == 1
-    resumed = cli_process("train", "--resume", "--out", tmp_path / "cut", "--no-progress")
+    # resumed on one thread: --threads changes the speed, never the numbers
+    resumed = cli_process("train", "--resume", "--threads", "1", "--out", tmp_path / "cut", "--no-progress")
     assert resumed.returncode == 0, resumed.stderr
     full, cut = (nc.load(tmp_path / d / "model.npz") for d in ("full", "cut"))
     assert all(np.array_equal(full[0].state_dict()[k], cut[0].state_dict()[k]) for k in full[0].state_dict())
@@ -90,7 +91,7 @@ def test_resume_refuses_changed_options(tmp_path, capsys):
     out = tmp_path / "run"
     assert run_cli(capsys, "train", "--preset", "seed", *SMALL, "--out", out)[0] == 0
     status, _, err = run_cli(capsys, "train", "--resume", "--out", out, "--lr", "0.5")
-    assert status == 2 and err.strip() == "error: --resume: --lr 0.5 differs from the run's 0.0003; only --epochs may change"
+    assert status == 2 and err.strip() == "error: --resume: --lr 0.5 differs from the run's 0.0003; only --epochs and --threads may change"
 
 
 def test_evaluate_predict_and_summary(tmp_path, capsys):
@@ -156,6 +157,8 @@ def bad_invocations(tmp):
         (["train", "--preset", "huge"], "unknown preset 'huge'; choose one of default, seed"),
         (["train", "--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'; choose one of sgd, adam"),
         (["train", "--momentum", "1"], "momentum must be < 1, got 1.0"),
+        (["train", "--threads", "0"], "threads must be an integer >= 1, got 0"),
+        (["evaluate", tmp / "missing.npz", "--threads", "-2"], "threads must be an integer >= 1, got -2"),
         (["train", "--data", tmp / "missing.npz"], "data not found"),
         (["train", "--data", corrupt], "is not a readable .npz archive"),
         (["train", "--data", text], "is not a readable .npz archive"),

@@ -55,6 +55,8 @@ def build_parser():
     t.add_argument("--seed", type=integer, help="seed of the one random generator (default 0)")
     t.add_argument("--limit-train", type=integer, help="use the first N training images")
     t.add_argument("--limit-test", type=integer, help="use the first N test images")
+    t.add_argument("--threads", type=integer, help="threads to train with (default: every usable CPU, at most 8); "
+                                                   "the results do not depend on it")
     t.add_argument("--out", help="run folder (default runs/<timestamp>)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out (default: the latest)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
@@ -64,6 +66,7 @@ def build_parser():
     e.add_argument("model", help="a model.npz, or a run folder holding one")
     e.add_argument("--data", help="as for train (default: the bundled MNIST test set)")
     e.add_argument("--limit-test", type=integer)
+    e.add_argument("--threads", type=integer, help="threads to run on (default: every usable CPU, at most 8)")
 
     p = sub.add_parser("predict", help="classify PNG or JPEG images")
     p.add_argument("model", help="a model.npz, or a run folder holding one")
@@ -117,7 +120,8 @@ def cmd_train(args):
 
     config = Config(preset=args.preset, data=args.data, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
                     optimizer=args.optimizer, momentum=args.momentum, weight_decay=args.weight_decay,
-                    schedule=args.schedule, seed=args.seed, limit_train=args.limit_train, limit_test=args.limit_test)
+                    schedule=args.schedule, seed=args.seed, limit_train=args.limit_train, limit_test=args.limit_test,
+                    threads=args.threads)
     model, run, test_acc = fit(config, out=args.out, resume=args.resume, overwrite=args.overwrite,
                                progress=not args.no_progress)
     print(f"saved {run.model_path}")
@@ -129,11 +133,13 @@ def cmd_train(args):
 
 
 def cmd_evaluate(args):
+    from .parallel import check_threads
     from .train import confusion_matrix, evaluate
 
+    threads = check_threads(args.threads)
     model, meta = load_model(args.model)
     data, classes = load_test_split(args, model, meta)
-    loss, acc, predicted = evaluate(model, data.test)
+    loss, acc, predicted = evaluate(model, data.test, threads=threads)
     matrix = confusion_matrix(data.test.labels, predicted, classes)
     print(f"model: {model_file(args.model)}")
     print(f"data: {data.source}: {len(data.test.labels):,} test images")

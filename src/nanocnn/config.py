@@ -3,6 +3,7 @@ import math
 from dataclasses import asdict, dataclass, fields
 
 from .optim import OPTIMIZERS
+from .parallel import check_threads
 from .presets import get_preset
 
 SCHEDULES = ("constant", "cosine")
@@ -24,12 +25,14 @@ class Config:
     seed: int = None            # None: 0
     limit_train: int = None
     limit_test: int = None
+    threads: int = None         # None: every usable CPU, at most 8; changes the speed, never the numbers
 
     def resolved(self):
         """A copy with every None replaced by the preset's value, checked."""
         values = asdict(self)
         values["preset"] = values["preset"] or "default"
         values["seed"] = 0 if values["seed"] is None else values["seed"]
+        values["threads"] = check_threads(values["threads"])
         preset = get_preset(values["preset"])
         for f in fields(self):
             if values[f.name] is None and hasattr(preset, f.name):
@@ -49,6 +52,7 @@ class Config:
         whole("seed", 0)
         whole("limit_train", 1)
         whole("limit_test", 1)
+        whole("threads", 1)
         for name, low, strict in (("lr", 0, True), ("momentum", 0, False), ("weight_decay", 0, False)):
             v = getattr(self, name)
             if not isinstance(v, (int, float)) or not math.isfinite(v) or v < low or (strict and v == low):

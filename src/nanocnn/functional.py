@@ -116,17 +116,19 @@ def windows(xp, kernel, out_hw, stride):
                       writeable=False)
 
 
-def im2col(x, kernel, stride, padding):
+def im2col(x, kernel, stride, padding, out=None):
     """Gather every receptive field into a column matrix.
 
     x : ndarray of shape (N, C, H, W)
     returns cols : ndarray of shape (C*KH*KW, OH*OW*N), rows ordered (c, kh, kw) like the
     weight's (F, C, KH, KW) layout, columns ordered (oh, ow, n).
+    out : optional contiguous array of C*KH*KW*OH*OW*N elements of x's dtype to write cols into.
     """
     N, C, H, W = x.shape
     (KH, KW), (OH, OW) = kernel, output_hw("im2col", (H, W), kernel, stride, padding)
     xp = to_chwn(x, padding)                                         # (C, Hp, Wp, N)
-    cols = np.empty((C, KH, KW, OH, OW, N), dtype=x.dtype)
+    shape = (C, KH, KW, OH, OW, N)
+    cols = np.empty(shape, dtype=x.dtype) if out is None else out.reshape(shape)
     cols[...] = windows(xp, kernel, (OH, OW), stride)                # the one copy
     return cols.reshape(C * KH * KW, OH * OW * N)
 

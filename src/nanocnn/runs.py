@@ -13,6 +13,7 @@ from dataclasses import fields
 from .config import Config
 from .fileio import atomic_write
 from .model import load, save
+from .parallel import check_threads
 
 CHECKPOINT = "model.npz"
 RUNS_ROOT = "runs"
@@ -61,8 +62,8 @@ class Run:
     def resume(cls, out, given):
         """Open the run at ``out`` (default: the latest under runs/) and merge the options given now.
 
-        Only --epochs may change (to train longer); any other option that differs from the saved
-        config is an error, since continuing with it would not be the same run.
+        Only --epochs (to train longer) and --threads (which never changes the numbers) may change; any
+        other option that differs from the saved config is an error: continuing would not be the same run.
         """
         out = latest_run() if out is None else out
         path = os.path.join(out, CHECKPOINT)
@@ -72,14 +73,15 @@ class Run:
         saved = Config.from_dict(checkpoint[1]["config"])
         for f in fields(Config):
             value = getattr(given, f.name)
-            if f.name != "epochs" and value is not None and value != getattr(saved, f.name):
+            if f.name not in ("epochs", "threads") and value is not None and value != getattr(saved, f.name):
                 raise ValueError(f"--resume: --{f.name.replace('_', '-')} {value} differs from the run's "
-                                 f"{getattr(saved, f.name)}; only --epochs may change")
+                                 f"{getattr(saved, f.name)}; only --epochs and --threads may change")
         if given.epochs is not None:
             if given.epochs < checkpoint[1]["epoch"]:
                 raise ValueError(f"--resume: --epochs {given.epochs} is below the {checkpoint[1]['epoch']} "
                                  f"epochs already trained")
             saved.epochs = given.epochs
+        saved.threads = check_threads(saved.threads if given.threads is None else given.threads)
         saved.check()
         return cls(out, saved, checkpoint)
 

@@ -10,6 +10,7 @@ from .data import batches, load_dataset
 from .layers import Conv2d
 from .losses import softmax, softmax_cross_entropy
 from .optim import OPTIMIZERS
+from .parallel import DataParallel, parts
 from .presets import get_preset
 from .runs import Run
 
@@ -42,24 +43,27 @@ def eval_batch_size(model, input_shape, budget=4 * 2**20):
     return int(np.clip(budget // (4 * largest), 16, 1024))
 
 
-def predict_proba(model, images, batch_size=None):
-    """images : (N, C, H, W) -> class probabilities (N, K), in eval mode, in batches."""
+def predict_proba(model, images, batch_size=None, threads=None):
+    """images : (N, C, H, W) -> class probabilities (N, K), in eval mode, in batches spread over threads.
+
+    threads: None for every usable CPU (at most 8), or a count; the numbers do not depend on it.
+    """
     if batch_size is None:
         batch_size = eval_batch_size(model, images.shape[1:])
+    starts = range(0, len(images), batch_size)
     was_training = model.training
     model.eval()
     try:
-        chunks = []
-        for idx in range(0, len(images), batch_size):
-            chunks.append(softmax(model(images[idx:idx + batch_size])))
+        with DataParallel(model, threads) as parallel:
+            chunks = parallel.map(lambda m, x: softmax(m(x)), [images[i:i + batch_size] for i in starts])
         return np.concatenate(chunks)
     finally:
         model.train(was_training)
 
 
-def evaluate(model, split, batch_size=None):
+def evaluate(model, split, batch_size=None, threads=None):
     """Returns (mean loss, accuracy, predicted labels (N,)) on a Split."""
-    proba = predict_proba(model, split.images, batch_size)
+    proba = predict_proba(model, split.images, batch_size, threads)
     loss = -np.log(np.maximum(proba[np.arange(len(proba)), split.labels], 1e-30)).mean(dtype=np.float64)
     predicted = proba.argmax(axis=1)
     return float(loss), float((predicted == split.labels).mean()), predicted
@@ -70,9 +74,28 @@ def confusion_matrix(labels, predicted, num_classes):
     return np.bincount(labels * num_classes + predicted, minlength=num_classes ** 2).reshape(num_classes, num_classes)
 
 
-def train_epoch(model, optimizer, split, config, rng, epoch, step, total_steps, progress=True):
-    """One pass over the training split, starting at optimizer step ``step``. Returns (mean loss, accuracy)."""
+def train_step(model, x, y, weight=1.0):
+    """Forward, loss and backward for images x (N, C, H, W) and labels y (N,); returns (logits, mean loss).
+
+    The gradients added into the parameters are ``weight`` times those of the mean loss over x: a
+    batch cut into parts passes each part's share, len(part) / len(batch).
+    """
+    logits = model(x)                                               # forward
+    loss, dlogits = softmax_cross_entropy(logits, y)                # loss
+    if weight != 1:
+        dlogits *= weight
+    model.backward(dlogits, input_grad=False)                       # backward (nobody needs d/dimages)
+    return logits, loss
+
+
+def train_epoch(model, optimizer, split, config, rng, epoch, step, total_steps, progress=True, parallel=None):
+    """One pass over the training split, starting at optimizer step ``step``. Returns (mean loss, accuracy).
+
+    ``parallel`` (an open parallel.DataParallel of model) runs the parts of each batch in threads;
+    None: all in this thread.
+    """
     model.train()
+    parallel = parallel or DataParallel(model, 1)
     order_rng = rng if config.shuffle else None
     n = len(split.labels)
     seen = correct = 0
@@ -83,14 +106,13 @@ def train_epoch(model, optimizer, split, config, rng, epoch, step, total_steps, 
     for idx in batches(n, config.batch_size, order_rng):
         x, y = split.images[idx], split.labels[idx]                 # batch
         optimizer.lr = learning_rate(config, step, total_steps)
-        logits = model(x)                                           # forward
-        loss, dlogits = softmax_cross_entropy(logits, y)            # loss
-        model.backward(dlogits, input_grad=False)                   # backward (nobody needs d/dimages)
+        results = parallel.forward_backward(train_step, x, y)      # forward, loss, backward; parts in threads
         optimizer.step()                                            # step
         optimizer.zero_grad()                                       # zero_grad
         step += 1
         seen += len(idx)                                            # log
-        loss_sum += loss * len(idx)
+        loss_sum += sum(loss * len(part) for part, loss in results)
+        logits = np.concatenate([part for part, _ in results])
         correct += int((logits.argmax(axis=1) == y).sum())
         if bar.update(len(idx)):
             rate = seen / (time.perf_counter() - start)
@@ -122,17 +144,19 @@ def fit(config, out=None, resume=False, overwrite=False, progress=True, log=prin
     steps_per_epoch = math.ceil(len(data.train.labels) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     test_acc = metrics[-1]["test_acc"] if metrics else None
-    for epoch in range(start_epoch + 1, config.epochs + 1):
-        t0 = time.perf_counter()
-        train_loss, train_acc = train_epoch(model, optimizer, data.train, config, rng, epoch,
-                                               (epoch - 1) * steps_per_epoch, total_steps, progress)
-        test_loss, test_acc, _ = evaluate(model, data.test)
-        seconds = time.perf_counter() - t0
-        metrics.append(dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
-                            test_acc=test_acc, seconds=round(seconds, 3)))
-        run.save(model, optimizer, rng, data, metrics)
-        log(f"epoch {epoch}/{config.epochs}  train loss {train_loss:.4f}  train acc {train_acc:.4f}  "
-            f"test loss {test_loss:.4f}  test acc {test_acc:.4f}  {seconds:.1f} s")
+    threads = min(config.threads, len(parts(config.batch_size)))   # a batch under 2 parts runs on one thread
+    with DataParallel(model, threads) as parallel:
+        for epoch in range(start_epoch + 1, config.epochs + 1):
+            t0 = time.perf_counter()
+            train_loss, train_acc = train_epoch(model, optimizer, data.train, config, rng, epoch,
+                                                (epoch - 1) * steps_per_epoch, total_steps, progress, parallel)
+            test_loss, test_acc, _ = evaluate(model, data.test, threads=config.threads)
+            seconds = time.perf_counter() - t0
+            metrics.append(dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
+                                test_acc=test_acc, seconds=round(seconds, 3)))
+            run.save(model, optimizer, rng, data, metrics)
+            log(f"epoch {epoch}/{config.epochs}  train loss {train_loss:.4f}  train acc {train_acc:.4f}  "
+                f"test loss {test_loss:.4f}  test acc {test_acc:.4f}  {seconds:.1f} s")
     if test_acc is None:
-        test_acc = evaluate(model, data.test)[1]
+        test_acc = evaluate(model, data.test, threads=config.threads)[1]
     return model, run, test_acc

@@ -14,6 +14,9 @@ class Conv2d(Module):
         weight : (C_out, C_in, KH, KW),  bias : (C_out,)
     kernel_size, stride and padding are an int or an (h, w) pair; padding adds zeros.
     The output is an (N, C_out, OH, OW) view of a (C_out, OH, OW, N) array: no transpose copy.
+    The column matrix lives in a workspace the layer keeps and reuses from call to call (the backward
+    pass writes its column gradient over it), so a step allocates no new large arrays; one backward
+    per training forward.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
@@ -31,13 +34,22 @@ class Conv2d(Module):
         self.weight = Parameter(init_weight(init, shape, fan_in, rng, dtype, name))
         self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
         self._cache = None
+        self._workspace = None                                          # 1-D, grown as needed
+
+    def workspace(self, size, dtype):
+        """A 1-D array of ``size`` elements from the layer's reusable workspace (contents undefined)."""
+        if self._workspace is None or self._workspace.size < size or self._workspace.dtype != dtype:
+            self._workspace = np.empty(size, dtype=dtype)
+        return self._workspace[:size]
 
     def forward(self, x):
         """x : (N, C_in, H, W) -> (N, C_out, OH, OW)."""
         check_input(x, "Conv2d", self.in_channels, self.weight.data.dtype)
         N, _, H, W = x.shape
         OH, OW = output_hw("Conv2d", (H, W), self.kernel_size, self.stride, self.padding)
-        cols = im2col(x, self.kernel_size, self.stride, self.padding)   # (C*KH*KW, OH*OW*N)
+        KH, KW = self.kernel_size
+        space = self.workspace(self.in_channels * KH * KW * OH * OW * N, x.dtype)
+        cols = im2col(x, self.kernel_size, self.stride, self.padding, out=space)   # (C*KH*KW, OH*OW*N)
         out = self.weight.data.reshape(self.out_channels, -1) @ cols    # (F, OH*OW*N)
         if self.bias is not None:
             out += self.bias.data[:, None]
@@ -49,10 +61,12 @@ class Conv2d(Module):
 
         dW = dout @ cols.T, db = dout summed over (n, oh, ow), dx = col2im(W.T @ dout).
         With input_grad=False (the first layer of a network) dx is not computed and None is returned.
+        W.T @ dout is written over the columns, which dW no longer needs: the cache is used up.
         """
         if self._cache is None:
             raise RuntimeError("Conv2d: backward needs a forward pass in training mode first")
         x_shape, cols = self._cache
+        self._cache = None
         F = self.out_channels
         dout = grad_out.transpose(1, 2, 3, 0).reshape(F, -1)            # (F, OH*OW*N), a copy only if
                                                                         # grad_out is not (F, OH, OW, N) memory
@@ -64,7 +78,7 @@ class Conv2d(Module):
             self.bias.grad += dout.sum(axis=1)
         if not input_grad:
             return None
-        dcols = self.weight.data.reshape(F, -1).T @ dout                # (C*KH*KW, OH*OW*N)
+        dcols = np.matmul(self.weight.data.reshape(F, -1).T, dout, out=cols)   # (C*KH*KW, OH*OW*N)
         return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding)
 
     def output_shape(self, input_shape):
