@@ -155,3 +155,39 @@ def test_negative_control_a_wrong_gradient_fails_the_check(rng):
     # Swapping the kernel gradient's rows and columns (the article's other defect) fails too.
     swapped = layer.weight.grad.transpose(0, 1, 3, 2)
     assert rel_error(swapped, numeric) > 0.1
+
+
+def test_relu_matches_max_with_zero_on_every_memory_layout(rng):
+    """ReLU compares against a reused array of zeros laid out like its input: check odd layouts and reuse."""
+    base = rng.standard_normal((3, 4, 5, 6))
+    relu = nc.ReLU()
+    for x in (base, base.transpose(3, 0, 1, 2), base[:, ::2], base[::-1], base[:, :, 1:4], base[:0],
+              base.astype(np.float32).transpose(1, 2, 3, 0), base.transpose(3, 0, 1, 2)):
+        out = relu(x)
+        assert out.dtype == x.dtype and np.array_equal(out, np.maximum(x, 0))
+        assert np.array_equal(relu.backward(np.ones_like(x)), (x > 0).astype(x.dtype))
+        out[...] = 7                                      # the caller owns the output: nothing is shared
+    assert np.array_equal(relu(base), np.maximum(base, 0))
+
+
+def test_conv_workspace_is_never_handed_out_and_one_backward_uses_one_forward(rng):
+    """Conv2d reuses one workspace for its columns and their gradient: outputs and dx stay the caller's own."""
+    conv = nc.Conv2d(2, 3, 3, padding=1, dtype=np.float64, rng=rng)
+    x1, x2 = rng.standard_normal((4, 2, 6, 5)), rng.standard_normal((4, 2, 6, 5))
+    g = rng.standard_normal((4, 3, 6, 5))
+    ref = nc.Conv2d(2, 3, 3, padding=1, dtype=np.float64, rng=rng)
+    ref.weight.data[...] = conv.weight.data
+    ref(x2)
+    dx_expected = ref.backward(g)
+    out1 = conv(x1)
+    out2 = conv(x2)                                       # the second forward's columns are the ones kept
+    assert not np.shares_memory(out1, out2) and not np.shares_memory(out2, conv._workspace)
+    dx = conv.backward(g)
+    assert np.allclose(dx, dx_expected, rtol=1e-13) and np.allclose(conv.weight.grad, ref.weight.grad, rtol=1e-13)
+    assert not np.shares_memory(dx, conv._workspace)
+    with pytest.raises(RuntimeError, match="backward needs a forward pass in training mode first"):
+        conv.backward(g)                                  # the columns were used up by the first backward
+    conv(x1)
+    conv.eval()(x2)                                       # an eval forward drops the training cache
+    with pytest.raises(RuntimeError, match="backward needs a forward pass in training mode first"):
+        conv.backward(g)
