@@ -42,6 +42,8 @@ class Module:
 
     Parameters are the ``Parameter`` attributes, in the order they were assigned.
     ``input_shape -> output_shape`` and multiply-add counts feed the model summary.
+    Attributes named ``_*`` hold per-call state only (caches, workspaces): the replicas that run a
+    batch's parts on other threads (nanocnn.parallel) start with them set to None.
     """
 
     training = True
