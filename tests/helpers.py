@@ -1,8 +1,156 @@
-"""Small writers of data files for the tests: IDX files and .npz datasets."""
+"""Shared test helpers: the shape sweeps, finite differences, relative error, small networks and data files."""
+
 import gzip
 import struct
+from typing import NamedTuple
 
 import numpy as np
+
+import nanocnn as nc
+
+
+class ConvCase(NamedTuple):
+    N: int
+    C: int
+    F: int
+    H: int
+    W: int
+    KH: int
+    KW: int
+    SH: int
+    SW: int
+    PH: int
+    PW: int
+
+
+class PoolCase(NamedTuple):
+    N: int
+    C: int
+    H: int
+    W: int
+    KH: int
+    KW: int
+    SH: int
+    SW: int
+    PH: int
+    PW: int
+
+
+def conv_sweep(count, seed=1):
+    """Seeded conv configurations: batch, channels, square and non-square kernels, stride 1-4 (also larger
+    than the kernel), padding 0-2, odd image sizes; every one fits. The same sweep (a prefix of it) feeds the
+    finite-difference, reference and PyTorch checks."""
+    r = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < count:
+        N, C, F = (int(v) for v in r.integers(1, 4, size=3))
+        KH, KW = (int(v) for v in r.integers(1, 6, size=2))
+        SH, SW = (int(v) for v in r.integers(1, 5, size=2))
+        PH, PW = (int(v) for v in r.integers(0, 3, size=2))
+        H, W = (int(v) for v in r.integers(1, 12, size=2))
+        if H + 2 * PH >= KH and W + 2 * PW >= KW:
+            cases.append(ConvCase(N, C, F, H, W, KH, KW, SH, SW, PH, PW))
+    return cases
+
+
+CONV_EDGE_CASES = [
+    ConvCase(2, 2, 3, 7, 7, 1, 1, 3, 3, 0, 0),  # stride larger than a 1x1 kernel
+    ConvCase(1, 1, 2, 9, 5, 2, 3, 3, 1, 0, 2),  # stride 3 > kernel 2, non-square everything
+    ConvCase(2, 3, 2, 5, 5, 5, 5, 1, 1, 0, 0),  # kernel as large as the image
+    ConvCase(1, 2, 2, 3, 4, 5, 5, 2, 2, 2, 2),  # kernel larger than the image, fits only with padding
+]
+
+
+def pool_sweep(count, seed=2):
+    """Seeded max-pool configurations (padding at most half the kernel, as PyTorch allows)."""
+    r = np.random.default_rng(seed)
+    cases = []
+    while len(cases) < count:
+        N, C = (int(v) for v in r.integers(1, 4, size=2))
+        KH, KW, SH, SW = (int(v) for v in r.integers(1, 5, size=4))
+        PH, PW = int(r.integers(0, KH // 2 + 1)), int(r.integers(0, KW // 2 + 1))
+        H, W = (int(v) for v in r.integers(1, 12, size=2))
+        if H + 2 * PH >= KH and W + 2 * PW >= KW:
+            cases.append(PoolCase(N, C, H, W, KH, KW, SH, SW, PH, PW))
+    return cases
+
+
+POOL_EDGE_CASES = [PoolCase(2, 2, 8, 8, 2, 2, 2, 2, 0, 0), PoolCase(1, 2, 7, 9, 3, 2, 2, 3, 1, 1)]
+
+CONV_SWEEP = conv_sweep(200) + CONV_EDGE_CASES  # PyTorch: all; reference: the first 40; finite differences: 25
+POOL_SWEEP = pool_sweep(200) + POOL_EDGE_CASES
+
+
+def conv_layer(case, rng, dtype=np.float64):
+    layer = nc.Conv2d(case.C, case.F, (case.KH, case.KW), stride=(case.SH, case.SW), padding=(case.PH, case.PW),
+                      dtype=dtype, rng=rng)
+    layer.bias.data[:] = rng.standard_normal(case.F)
+    return layer
+
+
+def pool_layer(case):
+    return nc.MaxPool2d((case.KH, case.KW), stride=(case.SH, case.SW), padding=(case.PH, case.PW))
+
+
+def pool_input(case, rng, ties=False):
+    """Distinct values spaced well above a finite-difference step, or (ties) values from {0, 1, 2}."""
+    shape = (case.N, case.C, case.H, case.W)
+    if ties:
+        return rng.integers(0, 3, shape).astype(np.float64)
+    return rng.permutation(int(np.prod(shape))).reshape(shape) * 0.01 + rng.uniform(0, 1e-4)
+
+
+def numerical_grad(f, x, eps=1e-6):
+    """Central differences of the scalar function f() with respect to every entry of x (modified in place)."""
+    grad = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        plus = f()
+        flat[i] = old - eps
+        minus = f()
+        flat[i] = old
+        gflat[i] = (plus - minus) / (2 * eps)
+    return grad
+
+
+def rel_error(a, b):
+    """max |a - b| / max(|a|, |b|, tiny): 0 for equal arrays, about 1 for unrelated ones."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    scale = max(np.abs(a).max(initial=0), np.abs(b).max(initial=0), 1e-12)
+    return float(np.abs(a - b).max(initial=0) / scale)
+
+
+def check_layer_gradients(layer, x, rng, tol=1e-7):
+    """Compare layer.backward with finite differences of L = sum(layer(x) * R), for x and every parameter.
+
+    Returns the worst relative error; raises AssertionError when it is not below tol.
+    """
+    layer.train()
+    R = rng.standard_normal(layer(x).shape)
+    loss = lambda: float((layer(x) * R).sum())  # noqa: E731
+    layer.zero_grad()
+    layer(x)
+    dx = layer.backward(R.copy())
+    worst = rel_error(dx, numerical_grad(loss, x))
+    for _, p in layer.named_parameters():
+        worst = max(worst, rel_error(p.grad, numerical_grad(loss, p.data)))
+    assert worst < tol, f"{layer!r}: relative error {worst:.2e}"
+    return worst
+
+
+def small_net(rng, dtype=np.float64, dropout=0.0, classes=5):
+    """conv-relu-pool-conv(stride 2)-relu-dropout-flatten-linear for (N, 1, 10, 10) inputs."""
+    return nc.Sequential(
+        nc.Conv2d(1, 4, 3, padding=1, dtype=dtype, rng=rng), nc.ReLU(), nc.MaxPool2d(2),
+        nc.Conv2d(4, 6, 3, stride=2, dtype=dtype, rng=rng), nc.ReLU(), nc.Dropout(dropout, rng=rng), nc.Flatten(),
+        nc.Linear(6 * 2 * 2, classes, dtype=dtype, rng=rng))
+
+
+def batch(rng, n, dtype=np.float64, classes=5):
+    """Images (n, 1, 10, 10) and labels (n,) for small_net."""
+    return rng.standard_normal((n, 1, 10, 10)).astype(dtype), rng.integers(0, classes, n)
 
 
 def write_idx(path, array, type_byte=0x08, gz=False):

@@ -156,7 +156,7 @@ def bad_invocations(tmp):
         (["train", "--limit-train", "-5"], "limit-train must be an integer >= 1, got -5"),
         (["train", "--preset", "huge"], "unknown preset 'huge'; choose one of default, seed"),
         (["train", "--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'; choose one of sgd, adam"),
-        (["train", "--momentum", "1"], "momentum must be < 1, got 1.0"),
+        (["train", "--momentum", "1"], "momentum must be a finite number >= 0 and < 1, got 1.0"),
         (["train", "--threads", "0"], "threads must be an integer >= 1, got 0"),
         (["evaluate", tmp / "missing.npz", "--threads", "-2"], "threads must be an integer >= 1, got -2"),
         (["train", "--data", tmp / "missing.npz"], "data not found"),

@@ -2,7 +2,8 @@
 import numpy as np
 import pytest
 
-from nanocnn.data import DataError, batches, bundled_path, load_dataset, read_idx
+from nanocnn import UserError
+from nanocnn.data import batches, bundled_path, load_dataset, read_idx
 from helpers import random_dataset, write_idx, write_idx_folder, write_npz
 
 
@@ -71,28 +72,28 @@ def bad_case(name, rng):
                                   "string labels", "one class", "shape mismatch"])
 def test_bad_npz_data(name, tmp_path, rng):
     arrays, message = bad_case(name, rng)
-    with pytest.raises(DataError) as e:
+    with pytest.raises(UserError) as e:
         load_dataset(write_npz(tmp_path / "bad.npz", *arrays))
     assert message in str(e.value)
 
 
 def test_missing_corrupt_and_foreign_files(tmp_path, rng):
-    with pytest.raises(DataError, match="data not found"):
+    with pytest.raises(UserError, match="data not found"):
         load_dataset(tmp_path / "nope.npz")
     (tmp_path / "junk.npz").write_bytes(b"this is not a zip archive")
-    with pytest.raises(DataError, match="not a readable .npz archive"):
+    with pytest.raises(UserError, match="not a readable .npz archive"):
         load_dataset(tmp_path / "junk.npz")
     good = write_npz(tmp_path / "good.npz", *random_dataset(rng))
     (tmp_path / "cut.npz").write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2])
-    with pytest.raises(DataError, match="cut.npz"):
+    with pytest.raises(UserError, match="cut.npz"):
         load_dataset(tmp_path / "cut.npz")
     np.savez(tmp_path / "keys.npz", images=np.zeros(3))
-    with pytest.raises(DataError, match=r"lacks the keys \['testimages', 'testlabels', 'trainimages', 'trainlabels'\]"):
+    with pytest.raises(UserError, match=r"lacks the keys \['testimages', 'testlabels', 'trainimages', 'trainlabels'\]"):
         load_dataset(tmp_path / "keys.npz")
     arrays = random_dataset(rng)
     np.savez(tmp_path / "pickled.npz", trainimages=arrays[0], trainlabels=np.array([{"a": 1}] * 40, dtype=object),
              testimages=arrays[2], testlabels=arrays[3])
-    with pytest.raises(DataError, match="pickled objects; refusing"):
+    with pytest.raises(UserError, match="pickled objects; refusing"):
         load_dataset(tmp_path / "pickled.npz")
 
 
@@ -101,20 +102,20 @@ def test_bad_idx_files(tmp_path, rng):
     assert read_idx(str(tmp_path / "ok")).shape == (2, 3, 3)
     raw = (tmp_path / "ok").read_bytes()
     (tmp_path / "magic").write_bytes(b"\x01\x02" + raw[2:])
-    with pytest.raises(DataError, match="is not an IDX file"):
+    with pytest.raises(UserError, match="is not an IDX file"):
         read_idx(str(tmp_path / "magic"))
     (tmp_path / "short").write_bytes(raw[:-1])
-    with pytest.raises(DataError, match="has 33 bytes, but its header .2, 3, 3. needs 34"):
+    with pytest.raises(UserError, match="has 33 bytes, but its header .2, 3, 3. needs 34"):
         read_idx(str(tmp_path / "short"))
     (tmp_path / "header").write_bytes(raw[:9])
-    with pytest.raises(DataError, match="truncated inside its header"):
+    with pytest.raises(UserError, match="truncated inside its header"):
         read_idx(str(tmp_path / "header"))
     folder = write_idx_folder(tmp_path / "partial", *random_dataset(rng))
     (folder / "t10k-labels-idx1-ubyte").unlink()
-    with pytest.raises(DataError, match="lacks t10k-labels-idx1-ubyte"):
+    with pytest.raises(UserError, match="lacks t10k-labels-idx1-ubyte"):
         load_dataset(folder)
     (folder / "t10k-labels-idx1-ubyte.gz").write_bytes(b"not gzip")
-    with pytest.raises(DataError, match="cannot read IDX file"):
+    with pytest.raises(UserError, match="cannot read IDX file"):
         load_dataset(folder)
 
 
@@ -123,5 +124,5 @@ def test_limits_take_the_first_images(tmp_path, rng):
     data = load_dataset(write_npz(tmp_path / "d.npz", *arrays), limit_train=7, limit_test=3)
     assert np.array_equal(data.train.labels, arrays[1][:7]) and len(data.test.labels) == 3
     for bad in (0, -1):
-        with pytest.raises(DataError, match=f"--limit-train must be a positive number of images, got {bad}"):
+        with pytest.raises(UserError, match=f"limit-train must be an integer >= 1, got {bad}"):
             load_dataset(tmp_path / "d.npz", limit_train=bad)

@@ -72,5 +72,5 @@ def test_optimizer_state_round_trip():
     (lambda p: nc.Adam([], lr=0.1), "Adam: got an empty parameter list"),
 ])
 def test_bad_hyperparameters_are_rejected(make, message):
-    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(nc.UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
         make([param(1.0, 0.0)])

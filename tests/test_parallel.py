@@ -6,20 +6,10 @@ from threadpoolctl import threadpool_info
 
 import nanocnn as nc
 from nanocnn.config import Config
-from nanocnn.parallel import PART, DataParallel, check_threads, parts, replicate, sync
-from nanocnn.train import fit, predict_proba, train_step
-from conftest import rel_error
-
-
-def small_net(rng, dtype=np.float64, dropout=0.0):
-    return nc.Sequential(
-        nc.Conv2d(1, 4, 3, padding=1, dtype=dtype, rng=rng), nc.ReLU(), nc.MaxPool2d(2),
-        nc.Conv2d(4, 6, 3, stride=2, dtype=dtype, rng=rng), nc.ReLU(), nc.Dropout(dropout, rng=rng), nc.Flatten(),
-        nc.Linear(6 * 2 * 2, 5, dtype=dtype, rng=rng))
-
-
-def batch(rng, n, dtype=np.float64):
-    return rng.standard_normal((n, 1, 10, 10)).astype(dtype), rng.integers(0, 5, n)
+from nanocnn.inference import predict_proba
+from nanocnn.parallel import PART, DataParallel, parts, resolve_threads, sync
+from nanocnn.train import fit, train_step
+from helpers import batch, rel_error, small_net
 
 
 def grads(model):
@@ -72,7 +62,7 @@ def test_gradients_are_bit_identical_on_any_number_of_threads(dropout):
 def test_dropout_replicas_draw_different_masks():
     layer = nc.Dropout(0.5, rng=np.random.default_rng(0))
     x = np.ones((64, 3), dtype=np.float32)
-    a, b = replicate(layer), replicate(layer)
+    a, b = layer.replicate(), layer.replicate()
     sync(a, layer, reseed=True)
     sync(b, layer, reseed=True)
     a, b = a(x), b(x)
@@ -81,7 +71,7 @@ def test_dropout_replicas_draw_different_masks():
 
 def test_a_replica_shares_the_weights_but_not_the_gradients(rng):
     model = small_net(rng)
-    copy = replicate(model)
+    copy = model.replicate()
     for p, q in zip(model.parameters(), copy.parameters()):
         assert q.data is p.data and q.grad is not p.grad
     x, y = batch(rng, 8)
@@ -100,7 +90,7 @@ def test_training_and_prediction_give_the_same_numbers_on_one_or_two_threads(tmp
     (a, acc_a), (b, acc_b) = results
     assert all(np.array_equal(a[k], b[k]) for k in a) and acc_a == acc_b
     images = np.random.default_rng(0).random((300, 1, 28, 28), dtype=np.float32)
-    one, two = (predict_proba(model, images, batch_size=32, threads=t) for t in (1, 2))
+    one, two = (predict_proba(model, images, threads=t) for t in (1, 2))
     assert one.shape == (300, 10) and np.array_equal(one, two)
 
 
@@ -109,6 +99,8 @@ def test_blas_runs_one_thread_inside_and_gets_its_threads_back():
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
     before = blas_threads()
     with DataParallel(nc.Sequential(nc.ReLU()), 2):
+        assert set(blas_threads()) == {1}
+    with DataParallel(nc.Sequential(nc.ReLU()), 1):            # one thread too: threaded BLAS rounds differently
         assert set(blas_threads()) == {1}
     assert blas_threads() == before
 
@@ -131,6 +123,6 @@ def test_an_error_in_a_worker_thread_reaches_the_caller_and_leaves_nothing_behin
 
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_thread_counts_are_checked(bad):
-    with pytest.raises(ValueError, match="threads must be an integer >= 1"):
-        check_threads(bad)
-    assert check_threads(None) >= 1 and check_threads(3) == 3
+    with pytest.raises(nc.UserError, match="threads must be an integer >= 1"):
+        resolve_threads(bad)
+    assert resolve_threads(None) >= 1 and resolve_threads(3) == 3

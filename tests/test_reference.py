@@ -1,90 +1,127 @@
-"""The fast layers, forward and every gradient, equal the plain loop versions in reference.py.
+"""The fast kernels (functional.py) equal the plain loop versions (reference.py), pair by pair.
 
-The reference itself is checked against finite differences, so the chain is: finite differences
--> reference.py -> fast layers, each on the same sweeps of shapes.
+The reference itself is checked against finite differences, so the chain is: finite differences ->
+reference.py -> functional.py -> the layers, each on the same sweeps of shapes.
 """
+
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from helpers import CONV_SWEEP, POOL_SWEEP, ConvCase, PoolCase, numerical_grad, pool_input, rel_error
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import nanocnn as nc
-from nanocnn import reference as ref
-from conftest import numerical_grad, rel_error
-from test_gradients import CONV_EDGE_CASES, conv_configs, pool_configs
+from nanocnn import functional as fast
+from nanocnn import reference as slow
 
 
-def run_conv(cfg, rng, dtype=np.float64):
-    N, C, F, H, W, KH, KW, SH, SW, PH, PW = cfg
-    layer = nc.Conv2d(C, F, (KH, KW), stride=(SH, SW), padding=(PH, PW), dtype=dtype, rng=rng)
-    layer.bias.data[:] = rng.standard_normal(F)
-    x = rng.standard_normal((N, C, H, W)).astype(dtype)
-    out = layer(x)
+def conv_pair(case, rng, dtype=np.float64):
+    """(fast results, slow results): out, dx, dweight, dbias."""
+    x = rng.standard_normal((case.N, case.C, case.H, case.W)).astype(dtype)
+    w = rng.standard_normal((case.F, case.C, case.KH, case.KW)).astype(dtype)
+    b = rng.standard_normal(case.F).astype(dtype)
+    stride, padding = (case.SH, case.SW), (case.PH, case.PW)
+    out, cols = fast.conv2d_forward(x, w, b, stride, padding, workspace=np.empty(cols_size(case), dtype))
     dout = rng.standard_normal(out.shape).astype(dtype)
-    dx = layer.backward(dout)
-    return layer, x, out, dout, dx
+    dx, dw, db = fast.conv2d_backward(cols, w, dout, x.shape, stride, padding)
+    return (out, dx, dw, db), (slow.conv2d_forward(x, w, b, stride, padding),) + slow.conv2d_backward(
+        x, w, dout, stride, padding)
 
 
-@pytest.mark.parametrize("cfg", conv_configs(40, seed=3) + CONV_EDGE_CASES)
-def test_conv2d_matches_reference(cfg, rng):
-    layer, x, out, dout, dx = run_conv(cfg, rng)
-    w, b = layer.weight.data, layer.bias.data
-    stride, padding = layer.stride, layer.padding
-    assert rel_error(out, ref.conv2d_forward(x, w, b, stride, padding)) < 1e-12
-    rdx, rdw, rdb = ref.conv2d_backward(x, w, dout, stride, padding)
-    assert rel_error(dx, rdx) < 1e-12
-    assert rel_error(layer.weight.grad, rdw) < 1e-12
-    assert rel_error(layer.bias.grad, rdb) < 1e-12
+def cols_size(case):
+    OH, OW = fast.output_hw((case.H, case.W), (case.KH, case.KW), (case.SH, case.SW), (case.PH, case.PW))
+    return case.C * case.KH * case.KW * OH * OW * case.N
+
+
+def pool_pair(case, rng, ties=False):
+    """(fast, slow): out, dx. Ties (values from {0, 1, 2}) must route to the first maximum in both."""
+    x = pool_input(case, rng, ties)
+    kernel, stride, padding = (case.KH, case.KW), (case.SH, case.SW), (case.PH, case.PW)
+    out, xp = fast.maxpool2d_forward(x, kernel, stride, padding)
+    dout = rng.standard_normal(out.shape)
+    rout, argmax = slow.maxpool2d_forward(x, kernel, stride, padding)
+    return ((out, fast.maxpool2d_backward(dout, out, xp, x.shape, kernel, stride, padding)),
+            (rout, slow.maxpool2d_backward(x, dout, argmax, kernel, stride, padding)))
+
+
+def linear_pair(n, fin, fout, rng):
+    x, w, b = rng.standard_normal((n, fin)), rng.standard_normal((fout, fin)), rng.standard_normal(fout)
+    dout = rng.standard_normal((n, fout))
+    return ((fast.linear_forward(x, w, b),) + fast.linear_backward(x, w, dout),
+            (slow.linear_forward(x, w, b),) + slow.linear_backward(x, w, dout))
+
+
+def loss_pair(n, k, rng):
+    logits, labels = rng.standard_normal((n, k)) * 5, rng.integers(0, k, n)
+    return nc.softmax_cross_entropy(logits, labels), slow.softmax_cross_entropy(logits, labels)
+
+
+# The table: every fast kernel beside its loop version, over the shared sweeps.
+PAIRS = (
+    [("conv2d", lambda rng, c=c: conv_pair(c, rng)) for c in CONV_SWEEP[:40] + CONV_SWEEP[-4:]]
+    + [("maxpool2d", lambda rng, c=c: pool_pair(c, rng)) for c in POOL_SWEEP[:40] + POOL_SWEEP[-2:]]
+    + [("maxpool2d ties", lambda rng, c=c: pool_pair(c, rng, ties=True)) for c in POOL_SWEEP[:40]]
+    + [("linear", lambda rng, s=s: linear_pair(*s, rng)) for s in [(1, 3, 2), (6, 10, 4), (5, 1, 7)]]
+    + [("softmax_cross_entropy", lambda rng, s=s: loss_pair(*s, rng)) for s in [(9, 6), (1, 2), (4, 10)]]
+)
+
+
+@pytest.mark.parametrize("name, pair", PAIRS, ids=[f"{name}-{i}" for i, (name, _) in enumerate(PAIRS)])
+def test_fast_kernel_equals_its_loop_version(name, pair, rng):
+    fast_results, slow_results = pair(rng)
+    assert len(fast_results) == len(slow_results)
+    for a, b in zip(fast_results, slow_results):
+        assert np.shape(a) == np.shape(b)
+        # overlapping windows add in another order: rounding only
+        assert rel_error(a, b) < 1e-12, name
+    if name.startswith("maxpool2d"):
+        (out, dx), (_, rdx) = fast_results, slow_results
+        assert np.array_equal(dx != 0, rdx != 0)  # the same pixel of each window gets the gradient
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
 @given(N=st.integers(1, 3), C=st.integers(1, 3), F=st.integers(1, 4), H=st.integers(1, 11), W=st.integers(1, 11),
        KH=st.integers(1, 5), KW=st.integers(1, 5), SH=st.integers(1, 4), SW=st.integers(1, 4),
        PH=st.integers(0, 2), PW=st.integers(0, 2), seed=st.integers(0, 2**16))
-def test_conv2d_matches_reference_hypothesis(N, C, F, H, W, KH, KW, SH, SW, PH, PW, seed):
+def test_conv2d_equals_its_loop_version_on_generated_shapes(N, C, F, H, W, KH, KW, SH, SW, PH, PW, seed):
     if H + 2 * PH < KH or W + 2 * PW < KW:
         return
+    fast_results, slow_results = conv_pair(ConvCase(N, C, F, H, W, KH, KW, SH, SW, PH, PW), np.random.default_rng(seed))
+    assert max(rel_error(a, b) for a, b in zip(fast_results, slow_results)) < 1e-12
+
+
+@settings(max_examples=60, deadline=None, derandomize=True)
+@given(N=st.integers(1, 3), C=st.integers(1, 3), H=st.integers(1, 11), W=st.integers(1, 11), KH=st.integers(1, 4),
+       KW=st.integers(1, 4), SH=st.integers(1, 4), SW=st.integers(1, 4), ties=st.booleans(), seed=st.integers(0, 2**16))
+def test_maxpool2d_equals_its_loop_version_on_generated_shapes(N, C, H, W, KH, KW, SH, SW, ties, seed):
     rng = np.random.default_rng(seed)
-    layer, x, out, dout, dx = run_conv((N, C, F, H, W, KH, KW, SH, SW, PH, PW), rng)
-    rdx, rdw, rdb = ref.conv2d_backward(x, layer.weight.data, dout, layer.stride, layer.padding)
-    assert rel_error(out, ref.conv2d_forward(x, layer.weight.data, layer.bias.data, layer.stride, layer.padding)) < 1e-12
-    assert max(rel_error(dx, rdx), rel_error(layer.weight.grad, rdw), rel_error(layer.bias.grad, rdb)) < 1e-12
+    PH, PW = int(rng.integers(0, KH // 2 + 1)), int(rng.integers(0, KW // 2 + 1))
+    if H + 2 * PH < KH or W + 2 * PW < KW:
+        return
+    (out, dx), (rout, rdx) = pool_pair(PoolCase(N, C, H, W, KH, KW, SH, SW, PH, PW), rng, ties)
+    assert np.array_equal(out, rout) and rel_error(dx, rdx) < 1e-12 and np.array_equal(dx != 0, rdx != 0)
 
 
-@pytest.mark.parametrize("cfg", conv_configs(8, seed=4) + CONV_EDGE_CASES[:2])
-def test_reference_conv2d_against_finite_differences(cfg, rng):
-    N, C, F, H, W, KH, KW, SH, SW, PH, PW = cfg
-    x, w, b = rng.standard_normal((N, C, H, W)), rng.standard_normal((F, C, KH, KW)), rng.standard_normal(F)
-    out = ref.conv2d_forward(x, w, b, (SH, SW), (PH, PW))
+@pytest.mark.parametrize("case", CONV_SWEEP[:8] + CONV_SWEEP[-4:-2], ids=str)
+def test_reference_conv2d_against_finite_differences(case, rng):
+    x = rng.standard_normal((case.N, case.C, case.H, case.W))
+    w, b = rng.standard_normal((case.F, case.C, case.KH, case.KW)), rng.standard_normal(case.F)
+    stride, padding = (case.SH, case.SW), (case.PH, case.PW)
+    R = rng.standard_normal(slow.conv2d_forward(x, w, b, stride, padding).shape)
+    loss = lambda: float((slow.conv2d_forward(x, w, b, stride, padding) * R).sum())  # noqa: E731
+    dx, dw, db = slow.conv2d_backward(x, w, R, stride, padding)
+    for analytic, wrt in ((dx, x), (dw, w), (db, b)):
+        assert rel_error(analytic, numerical_grad(loss, wrt)) < 1e-7
+
+
+@pytest.mark.parametrize("case", POOL_SWEEP[:8], ids=str)
+def test_reference_maxpool2d_against_finite_differences(case, rng):
+    x = pool_input(case, rng)
+    kernel, stride, padding = (case.KH, case.KW), (case.SH, case.SW), (case.PH, case.PW)
+    out, argmax = slow.maxpool2d_forward(x, kernel, stride, padding)
     R = rng.standard_normal(out.shape)
-    loss = lambda: float((ref.conv2d_forward(x, w, b, (SH, SW), (PH, PW)) * R).sum())
-    dx, dw, db = ref.conv2d_backward(x, w, R, (SH, SW), (PH, PW))
-    assert rel_error(dx, numerical_grad(loss, x)) < 1e-7
-    assert rel_error(dw, numerical_grad(loss, w)) < 1e-7
-    assert rel_error(db, numerical_grad(loss, b)) < 1e-7
-
-
-def run_pool(cfg, x, rng):
-    N, C, H, W, KH, KW, SH, SW, PH, PW = cfg
-    layer = nc.MaxPool2d((KH, KW), stride=(SH, SW), padding=(PH, PW))
-    out = layer(x)
-    dout = rng.standard_normal(out.shape)
-    return layer, out, dout, layer.backward(dout)
-
-
-@pytest.mark.parametrize("cfg", pool_configs(40, seed=5))
-@pytest.mark.parametrize("ties", [False, True])
-def test_maxpool2d_matches_reference(cfg, ties, rng):
-    N, C, H, W = cfg[:4]
-    # With ties (values from {0, 1, 2}) many windows hold several maxima: both must pick the first.
-    x = rng.integers(0, 3, (N, C, H, W)).astype(np.float64) if ties else rng.standard_normal((N, C, H, W))
-    layer, out, dout, dx = run_pool(cfg, x, rng)
-    rout, argmax = ref.maxpool2d_forward(x, layer.kernel_size, layer.stride, layer.padding)
-    assert np.array_equal(out, rout)
-    rdx = ref.maxpool2d_backward(x, dout, argmax, layer.kernel_size, layer.stride, layer.padding)
-    assert rel_error(dx, rdx) < 1e-12           # overlapping windows add in another order: rounding only
-    assert np.array_equal(dx != 0, rdx != 0)
-    # Every output's gradient lands exactly once: nothing lost, nothing double-counted at ties.
-    assert dx.sum() == pytest.approx(dout.sum())
+    loss = lambda: float((slow.maxpool2d_forward(x, kernel, stride, padding)[0] * R).sum())  # noqa: E731
+    assert rel_error(slow.maxpool2d_backward(x, R, argmax, kernel, stride, padding), numerical_grad(loss, x)) < 1e-7
 
 
 def test_maxpool2d_all_equal_window_routes_to_the_first_element():
@@ -94,21 +131,20 @@ def test_maxpool2d_all_equal_window_routes_to_the_first_element():
     assert np.array_equal(layer.backward(np.array([[[[5.0]]]])), [[[[5.0, 0.0], [0.0, 0.0]]]])
 
 
-@pytest.mark.parametrize("n, fin, fout", [(1, 3, 2), (6, 10, 4)])
-def test_linear_matches_reference(n, fin, fout, rng):
-    layer = nc.Linear(fin, fout, dtype=np.float64, rng=rng)
-    layer.bias.data[:] = rng.standard_normal(fout)
-    x = rng.standard_normal((n, fin))
+@pytest.mark.parametrize("case", CONV_SWEEP[:10], ids=str)
+def test_the_conv_layer_is_its_kernel(case, rng):
+    """Conv2d is check + kernel + cache: its forward and gradients are the kernel's, to the bit."""
+    layer = nc.Conv2d(case.C, case.F, (case.KH, case.KW), (case.SH, case.SW), (case.PH, case.PW), dtype=np.float64,
+                      rng=rng)
+    x = rng.standard_normal((case.N, case.C, case.H, case.W))
     out = layer(x)
     dout = rng.standard_normal(out.shape)
     dx = layer.backward(dout)
-    rdx, rdw, rdb = ref.linear_backward(x, layer.weight.data, dout)
-    assert rel_error(out, ref.linear_forward(x, layer.weight.data, layer.bias.data)) < 1e-12
-    assert max(rel_error(dx, rdx), rel_error(layer.weight.grad, rdw), rel_error(layer.bias.grad, rdb)) < 1e-12
+    (rout, rdx, rdw, rdb), _ = conv_pair_with(layer, x, dout)
+    assert np.array_equal(out, rout) and np.array_equal(dx, rdx)
+    assert np.array_equal(layer.weight.grad, rdw) and np.array_equal(layer.bias.grad, rdb)
 
 
-def test_softmax_cross_entropy_matches_reference(rng):
-    logits, labels = rng.standard_normal((9, 6)) * 5, rng.integers(0, 6, 9)
-    loss, grad = nc.softmax_cross_entropy(logits, labels)
-    rloss, rgrad = ref.softmax_cross_entropy(logits, labels)
-    assert loss == pytest.approx(rloss, rel=1e-12) and rel_error(grad, rgrad) < 1e-12
+def conv_pair_with(layer, x, dout):
+    out, cols = fast.conv2d_forward(x, layer.weight.data, layer.bias.data, layer.stride, layer.padding)
+    return (out,) + fast.conv2d_backward(cols, layer.weight.data, dout, x.shape, layer.stride, layer.padding), None

@@ -7,23 +7,10 @@ import numpy as np
 import pytest
 
 import nanocnn as nc
-from conftest import rel_error
+from helpers import CONV_SWEEP, POOL_SWEEP, conv_layer, pool_input, pool_layer, rel_error
 
 torch = pytest.importorskip("torch")
 F = torch.nn.functional
-
-
-def conv_cases(count, seed=7):
-    r = np.random.default_rng(seed)
-    cases = []
-    while len(cases) < count:
-        N, C, K = (int(v) for v in r.integers(1, 5, size=3))
-        KH, KW, SH, SW = (int(v) for v in r.integers(1, 6, size=4))
-        PH, PW = (int(v) for v in r.integers(0, 3, size=2))
-        H, W = (int(v) for v in r.integers(1, 13, size=2))
-        if H + 2 * PH >= KH and W + 2 * PW >= KW:
-            cases.append((N, C, K, H, W, KH, KW, SH, SW, PH, PW, int(r.integers(2**31))))
-    return cases
 
 
 def torch_grads(fn, *arrays):
@@ -31,12 +18,10 @@ def torch_grads(fn, *arrays):
     return tensors, fn(*tensors)
 
 
-@pytest.mark.parametrize("case", conv_cases(200))
-def test_conv2d_matches_torch(case):
-    N, C, K, H, W, KH, KW, SH, SW, PH, PW, seed = case
-    rng = np.random.default_rng(seed)
-    layer = nc.Conv2d(C, K, (KH, KW), stride=(SH, SW), padding=(PH, PW), dtype=np.float64, rng=rng)
-    layer.bias.data[:] = rng.standard_normal(K)
+@pytest.mark.parametrize("case", CONV_SWEEP, ids=str)
+def test_conv2d_matches_torch(case, rng):
+    N, C, K, H, W, KH, KW, SH, SW, PH, PW = case
+    layer = conv_layer(case, rng)
     x = rng.standard_normal((N, C, H, W))
     out = layer(x)
     dout = rng.standard_normal(out.shape)
@@ -50,25 +35,12 @@ def test_conv2d_matches_torch(case):
     assert rel_error(layer.bias.grad, tb.grad.numpy()) < 1e-10
 
 
-def pool_cases(count, seed=8):
-    r = np.random.default_rng(seed)
-    cases = []
-    while len(cases) < count:
-        N, C = (int(v) for v in r.integers(1, 4, size=2))
-        KH, KW, SH, SW = (int(v) for v in r.integers(1, 5, size=4))
-        PH, PW = int(r.integers(0, KH // 2 + 1)), int(r.integers(0, KW // 2 + 1))
-        H, W = (int(v) for v in r.integers(1, 12, size=2))
-        if H + 2 * PH >= KH and W + 2 * PW >= KW:
-            cases.append((N, C, H, W, KH, KW, SH, SW, PH, PW, int(r.integers(2**31)), bool(r.integers(2))))
-    return cases
-
-
-@pytest.mark.parametrize("case", pool_cases(200))
-def test_maxpool2d_matches_torch(case):
-    N, C, H, W, KH, KW, SH, SW, PH, PW, seed, ties = case
-    rng = np.random.default_rng(seed)
-    x = rng.integers(0, 3, (N, C, H, W)).astype(np.float64) if ties else rng.standard_normal((N, C, H, W))
-    layer = nc.MaxPool2d((KH, KW), stride=(SH, SW), padding=(PH, PW))
+@pytest.mark.parametrize("ties", [False, True])
+@pytest.mark.parametrize("case", POOL_SWEEP, ids=str)
+def test_maxpool2d_matches_torch(case, ties, rng):
+    N, C, H, W, KH, KW, SH, SW, PH, PW = case
+    x = pool_input(case, rng, ties)
+    layer = pool_layer(case)
     out = layer(x)
     dout = rng.standard_normal(out.shape)
     dx = layer.backward(dout)

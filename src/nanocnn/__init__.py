@@ -1,10 +1,12 @@
 """nanocnn: a convolutional neural network library written from scratch in NumPy, every gradient by hand."""
-from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, Parameter, ReLU
+
+from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, Parameter, ReLU, register_layer
 from .losses import softmax_cross_entropy
 from .model import Sequential, load, save
 from .optim import SGD, Adam
+from .validation import UserError
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it from here)
 
-__all__ = ["Adam", "Conv2d", "Dropout", "Flatten", "Linear", "MaxPool2d", "Module", "Parameter", "ReLU", "SGD",
-           "Sequential", "load", "save", "softmax_cross_entropy"]
+__all__ = ["SGD", "Adam", "Conv2d", "Dropout", "Flatten", "Linear", "MaxPool2d", "Module", "Parameter", "ReLU",
+           "Sequential", "UserError", "load", "register_layer", "save", "softmax_cross_entropy"]

@@ -1,80 +1,108 @@
-"""The one config object: every hyperparameter of a run, its defaults, and its checks."""
-import math
-from dataclasses import asdict, dataclass, fields
+"""The one list of a run's settings: each field's default, help text, type and check, read by the CLI too."""
 
-from .optim import OPTIMIZERS
-from .parallel import check_threads
-from .presets import get_preset
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from .validation import UserError, check_choice, check_int, check_real
 
 SCHEDULES = ("constant", "cosine")
+OPTIMIZERS = ("sgd", "adam")
+
+
+def setting(help, fallback=None, kind=str, check=None, metavar=None, run=True, resumable=False):
+    """A Config field; None means "not given": the preset's value, else ``fallback``, is used.
+
+    kind: the type a command-line value is read as (str, int, float or bool); check(value, name)
+    raises UserError for an impossible value. run=False marks a setting of the machine rather than
+    the run (never saved, free to change on --resume); resumable=True one that --resume may change.
+    """
+    meta = dict(help=help, fallback=fallback, kind=kind, check=check, metavar=metavar, run=run, resumable=resumable)
+    return field(default=None, metadata=meta)
+
+
+def integer(low):
+    return lambda v, name: check_int(v, name, low)
+
+
+def real(low, high=None, low_open=False, high_open=False):
+    return lambda v, name: check_real(v, name, low, high, low_open, high_open)
+
+
+def boolean(v, name):
+    if not isinstance(v, bool):
+        raise UserError(f"{name} must be true or false, got {v!r}")
+    return v
+
+
+def choice(options):
+    return lambda v, name: check_choice(v, name, options)
 
 
 @dataclass
 class Config:
-    """A training run. Fields left None take the preset's value when the config is resolved."""
-    preset: str = None          # None: "default"
-    data: str = None            # .npz or IDX folder; None: the bundled MNIST
-    epochs: int = None
-    batch_size: int = None
-    lr: float = None
-    optimizer: str = None       # "sgd" or "adam"
-    momentum: float = None
-    weight_decay: float = None
-    schedule: str = None        # "constant" or "cosine"
-    shuffle: bool = None
-    seed: int = None            # None: 0
-    limit_train: int = None
-    limit_test: int = None
-    threads: int = None         # None: every usable CPU, at most 8; changes the speed, never the numbers
+    """A training run. Fields left None take the preset's value, else the field's fallback, when resolved."""
 
-    def resolved(self):
-        """A copy with every None replaced by the preset's value, checked."""
-        values = asdict(self)
-        values["preset"] = values["preset"] or "default"
-        values["seed"] = 0 if values["seed"] is None else values["seed"]
-        values["threads"] = check_threads(values["threads"])
-        preset = get_preset(values["preset"])
+    preset: str = setting("architecture and hyperparameters (see `nanocnn summary --preset NAME`)", "default",
+                          metavar="NAME")
+    data: str = setting("an .npz (trainimages, trainlabels, testimages, testlabels) or a folder of the four IDX "
+                        "files (default: the bundled MNIST)", metavar="PATH")
+    epochs: int = setting("passes over the training set", kind=int, check=integer(1), metavar="N", resumable=True)
+    batch_size: int = setting("images per optimizer step", kind=int, check=integer(1), metavar="N")
+    lr: float = setting("learning rate", kind=float, check=real(0, low_open=True), metavar="X")
+    optimizer: str = setting("sgd or adam", check=choice(OPTIMIZERS))
+    momentum: float = setting("SGD momentum", 0.0, float, real(0, 1, high_open=True), "X")
+    weight_decay: float = setting("L2 penalty added to the gradient", 0.0, float, real(0), "X")
+    schedule: str = setting("learning-rate schedule: constant or cosine (decay to 0 over the run)", "constant",
+                            check=choice(SCHEDULES))
+    shuffle: bool = setting("shuffle the training set every epoch", True, bool, boolean)
+    seed: int = setting("seed of the run's one random generator", 0, int, integer(0), "N")
+    limit_train: int = setting("use the first N training images", kind=int, check=integer(1), metavar="N")
+    limit_test: int = setting("use the first N test images", kind=int, check=integer(1), metavar="N")
+    threads: int = setting("threads per process (default: every usable CPU, at most 8); changes the speed, never "
+                           "the numbers", kind=int, check=integer(1), metavar="N", run=False)
+
+    def resolved(self) -> Config:
+        """A copy with every None replaced by the preset's value or the fallback (machine settings stay), checked."""
+        from .presets import get_preset
+
+        preset = get_preset(self.preset or "default")
+        values = {}
         for f in fields(self):
-            if values[f.name] is None and hasattr(preset, f.name):
-                values[f.name] = getattr(preset, f.name)
+            value = getattr(self, f.name)
+            if value is None and f.metadata["run"]:
+                value = getattr(preset.defaults, f.name)
+                value = f.metadata["fallback"] if value is None else value
+            values[f.name] = value
+        values["preset"] = preset.name
         config = Config(**values)
         config.check()
         return config
 
-    def check(self):
-        """Raise ValueError naming the first impossible setting and its value."""
-        def whole(name, low):
-            v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < low):
-                raise ValueError(f"{name.replace('_', '-')} must be an integer >= {low}, got {v!r}")
-        whole("epochs", 1)
-        whole("batch_size", 1)
-        whole("seed", 0)
-        whole("limit_train", 1)
-        whole("limit_test", 1)
-        whole("threads", 1)
-        for name, low, strict in (("lr", 0, True), ("momentum", 0, False), ("weight_decay", 0, False)):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or not math.isfinite(v) or v < low or (strict and v == low):
-                raise ValueError(f"{name.replace('_', '-')} must be a finite number {'>' if strict else '>='} "
-                                 f"{low}, got {v!r}")
-        if self.momentum >= 1:
-            raise ValueError(f"momentum must be < 1, got {self.momentum!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+    def check(self) -> None:
+        """Raise UserError naming the first impossible setting and its value (None passes: not given)."""
+        for f in fields(self):
+            value, check = getattr(self, f.name), f.metadata["check"]
+            if value is not None and check is not None:
+                check(value, option(f.name))
 
-    def to_dict(self):
-        return asdict(self)
+    def to_dict(self) -> dict:
+        """The run's settings, as saved in config.json and checkpoints (machine settings left out)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.metadata["run"]}
 
     @classmethod
-    def from_dict(cls, values):
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - names)
+    def from_dict(cls, values: dict) -> Config:
+        """The inverse of to_dict; machine settings saved by older versions are dropped."""
+        run = {f.name for f in fields(cls) if f.metadata["run"]}
+        unknown = sorted(set(values) - {f.name for f in fields(cls)})
         if unknown:
-            raise ValueError(f"unknown config keys {unknown}")
-        return cls(**values)
+            raise UserError(f"unknown config keys {unknown}")
+        return cls(**{k: v for k, v in values.items() if k in run})
 
     def __str__(self):
-        return "config: " + ", ".join(f"{k}={v}" for k, v in asdict(self).items())
+        return "config: " + ", ".join(f"{k}={v}" for k, v in asdict(self).items() if k in self.to_dict())
+
+
+def option(name: str) -> str:
+    """A field's name as the command line spells it: batch_size -> batch-size."""
+    return name.replace("_", "-")

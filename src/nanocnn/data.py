@@ -11,16 +11,13 @@ from importlib import resources
 import numpy as np
 
 from .fileio import read_npz
+from .validation import UserError, check_int
 
 NPZ_KEYS = ("trainimages", "trainlabels", "testimages", "testlabels")
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 # IDX type byte -> element dtype (multi-byte types are big-endian).
 IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
              0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
-
-
-class DataError(ValueError):
-    """Bad input data: the message names the file or array, the problem and the value."""
 
 
 @dataclass
@@ -45,7 +42,7 @@ class Dataset:
 
 def bundled_path():
     """Path of the full MNIST shipped inside the package."""
-    return str(resources.files("nanocnn") / "data" / "mnist.npz")
+    return str(resources.files("nanocnn") / "assets" / "mnist.npz")
 
 
 def read_idx(path):
@@ -54,16 +51,16 @@ def read_idx(path):
         with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
             raw = f.read()
     except (OSError, EOFError) as e:
-        raise DataError(f"cannot read IDX file {path}: {e}") from None
+        raise UserError(f"cannot read IDX file {path}: {e}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES or raw[3] == 0:
-        raise DataError(f"{path} is not an IDX file (magic bytes {raw[:4].hex() or 'missing'})")
+        raise UserError(f"{path} is not an IDX file (magic bytes {raw[:4].hex() or 'missing'})")
     dtype, rank = IDX_TYPES[raw[2]], raw[3]
     if len(raw) < 4 + 4 * rank:
-        raise DataError(f"{path} is truncated inside its header ({len(raw)} bytes)")
+        raise UserError(f"{path} is truncated inside its header ({len(raw)} bytes)")
     shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=rank, offset=4))
     expected = 4 + 4 * rank + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
     if len(raw) != expected:
-        raise DataError(f"{path} has {len(raw)} bytes, but its header {shape} needs {expected}")
+        raise UserError(f"{path} has {len(raw)} bytes, but its header {shape} needs {expected}")
     return np.frombuffer(raw, dtype, offset=4 + 4 * rank).reshape(shape)
 
 
@@ -71,7 +68,7 @@ def find_idx(folder, name):
     for candidate in (name, name + ".gz", name.replace("-idx", ".idx"), name.replace("-idx", ".idx") + ".gz"):
         if os.path.isfile(os.path.join(folder, candidate)):
             return os.path.join(folder, candidate)
-    raise DataError(f"IDX folder {folder} lacks {name} (or {name}.gz)")
+    raise UserError(f"IDX folder {folder} lacks {name} (or {name}.gz)")
 
 
 def read_raw(path):
@@ -79,7 +76,7 @@ def read_raw(path):
     if os.path.isdir(path):
         return tuple(read_idx(find_idx(path, name)) for name in IDX_FILES)
     if not os.path.exists(path):
-        raise DataError(f"data not found: {path}")
+        raise UserError(f"data not found: {path}")
     arrays = read_npz(path, "data file", NPZ_KEYS)
     return tuple(arrays[k] for k in NPZ_KEYS)
 
@@ -87,23 +84,23 @@ def read_raw(path):
 def to_float(images, name):
     """uint8 (N, H, W) or (N, H, W, C), or floats in [0, 1] -> float32 (N, C, H, W) in [0, 1]."""
     if images.ndim not in (3, 4):
-        raise DataError(f"{name} must have rank 3 (N, H, W) or 4 (N, H, W, C), got shape {images.shape}")
+        raise UserError(f"{name} must have rank 3 (N, H, W) or 4 (N, H, W, C), got shape {images.shape}")
     if images.shape[0] == 0 or images.size == 0:
-        raise DataError(f"{name} holds no images (shape {images.shape})")
+        raise UserError(f"{name} holds no images (shape {images.shape})")
     if images.dtype == np.uint8:
         out = images.astype(np.float32)
         out /= 255
     elif np.issubdtype(images.dtype, np.floating):
         bad = ~np.isfinite(images)
         if bad.any():
-            raise DataError(f"{name} has {int(bad.sum())} NaN or infinite pixels (first at index "
+            raise UserError(f"{name} has {int(bad.sum())} NaN or infinite pixels (first at index "
                             f"{np.unravel_index(np.argmax(bad), images.shape)})")
         lo, hi = float(images.min()), float(images.max())
         if lo < 0 or hi > 1:
-            raise DataError(f"{name} are floats outside [0, 1] (min {lo}, max {hi}); scale them or store uint8")
+            raise UserError(f"{name} are floats outside [0, 1] (min {lo}, max {hi}); scale them or store uint8")
         out = images.astype(np.float32)
     else:
-        raise DataError(f"{name} must be uint8 or floating point in [0, 1], got dtype {images.dtype}")
+        raise UserError(f"{name} must be uint8 or floating point in [0, 1], got dtype {images.dtype}")
     out = out[:, None] if out.ndim == 3 else out.transpose(0, 3, 1, 2)   # (N, C, H, W)
     return np.ascontiguousarray(out)
 
@@ -111,20 +108,20 @@ def to_float(images, name):
 def to_labels(labels, n, name, num_classes=None):
     """Integer-valued labels (N,) -> int64, checked against the image count and the class count."""
     if labels.ndim != 1:
-        raise DataError(f"{name} must have rank 1 (N,), got shape {labels.shape}")
+        raise UserError(f"{name} must have rank 1 (N,), got shape {labels.shape}")
     if labels.shape[0] != n:
-        raise DataError(f"{name} has {labels.shape[0]} labels but there are {n} images")
+        raise UserError(f"{name} has {labels.shape[0]} labels but there are {n} images")
     if np.issubdtype(labels.dtype, np.floating):
         fractional = ~np.isfinite(labels) | (labels != np.round(labels))
         if fractional.any():
-            raise DataError(f"{name} must be whole numbers, got {labels[fractional][0]}")
+            raise UserError(f"{name} must be whole numbers, got {labels[fractional][0]}")
     elif not np.issubdtype(labels.dtype, np.integer):
-        raise DataError(f"{name} must be integers, got dtype {labels.dtype}")
+        raise UserError(f"{name} must be integers, got dtype {labels.dtype}")
     out = labels.astype(np.int64)
     if out.min() < 0:
-        raise DataError(f"{name} must be >= 0, got {out.min()}")
+        raise UserError(f"{name} must be >= 0, got {out.min()}")
     if num_classes is not None and out.max() >= num_classes:
-        raise DataError(f"{name} has label {out.max()}, but there are only {num_classes} classes (0..{num_classes - 1})")
+        raise UserError(f"{name} has label {out.max()}, but there are only {num_classes} classes (0..{num_classes - 1})")
     return out
 
 
@@ -132,9 +129,7 @@ def limited(array, limit, name):
     """The first ``limit`` entries (all of them when limit is None)."""
     if limit is None:
         return array
-    if isinstance(limit, bool) or not isinstance(limit, (int, np.integer)) or limit < 1:
-        raise DataError(f"{name} must be a positive number of images, got {limit!r}")
-    return array[:limit]
+    return array[: check_int(limit, name, 1)]
 
 
 def load_dataset(path=None, limit_train=None, limit_test=None, num_classes=None, with_train=True):
@@ -142,31 +137,26 @@ def load_dataset(path=None, limit_train=None, limit_test=None, num_classes=None,
 
     num_classes is read from the training labels (max + 1) unless given (e.g. by a trained model).
     With with_train=False only the test split is prepared (train is None; num_classes is required).
-    Raises DataError naming the problem and the value.
+    Raises UserError naming the problem and the value.
     """
     path = bundled_path() if path is None else os.fspath(path)
-    try:
-        train_x, train_y, test_x, test_y = read_raw(path)
-    except DataError:
-        raise
-    except ValueError as e:  # read_npz's errors
-        raise DataError(str(e)) from None
+    train_x, train_y, test_x, test_y = read_raw(path)
     for name, images, labels in (("training", train_x, train_y), ("test", test_x, test_y)):
         if images.ndim >= 1 and labels.ndim >= 1 and images.shape[0] != labels.shape[0]:
-            raise DataError(f"{path}: {images.shape[0]} {name} images but {labels.shape[0]} {name} labels")
+            raise UserError(f"{path}: {images.shape[0]} {name} images but {labels.shape[0]} {name} labels")
     train, classes = None, num_classes
     if with_train:
-        train_x, train_y = limited(train_x, limit_train, "--limit-train"), limited(train_y, limit_train, "--limit-train")
+        train_x, train_y = limited(train_x, limit_train, "limit-train"), limited(train_y, limit_train, "limit-train")
         train = Split(to_float(train_x, "training images"), None)
         train.labels = to_labels(train_y, len(train.images), "training labels", num_classes)
         classes = num_classes or int(train.labels.max()) + 1
         if classes < 2:
-            raise DataError(f"training labels must span at least 2 classes, got only class {classes - 1}")
-    test_x, test_y = limited(test_x, limit_test, "--limit-test"), limited(test_y, limit_test, "--limit-test")
+            raise UserError(f"training labels must span at least 2 classes, got only class {classes - 1}")
+    test_x, test_y = limited(test_x, limit_test, "limit-test"), limited(test_y, limit_test, "limit-test")
     test = Split(to_float(test_x, "test images"), None)
     test.labels = to_labels(test_y, len(test.images), "test labels", classes)
     if train is not None and test.images.shape[1:] != train.images.shape[1:]:
-        raise DataError(f"test images have shape {test.images.shape[1:]} but training images {train.images.shape[1:]}")
+        raise UserError(f"test images have shape {test.images.shape[1:]} but training images {train.images.shape[1:]}")
     return Dataset(train, test, classes, path)
 
 

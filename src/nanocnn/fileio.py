@@ -5,34 +5,36 @@ import zlib
 
 import numpy as np
 
+from .validation import UserError
+
 
 def read_npz(path, what, keys=None):
     """Return {key: ndarray} for ``keys`` (default: all) of the archive at ``path``.
 
-    ``what`` names the file in errors ("data file", "model file"). Raises ValueError when the file is
+    ``what`` names the file in errors ("data file", "model file"). Raises UserError when the file is
     missing, not an .npz, truncated or corrupt, or holds pickled objects (refused, as they could run code).
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
-        raise ValueError(f"{what} not found: {path}")
+        raise UserError(f"{what} not found: {path}")
     try:
         npz = np.load(path, allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
-        raise ValueError(f"{what} {path} is not a readable .npz archive: {e}") from None
+        raise UserError(f"{what} {path} is not a readable .npz archive: {e}") from None
     if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValueError(f"{what} {path} is a single .npy array, not an .npz archive")
+        raise UserError(f"{what} {path} is a single .npy array, not an .npz archive")
     with npz:
         missing = sorted(set(keys or ()) - set(npz.files))
         if missing:
-            raise ValueError(f"{what} {path} lacks the keys {missing} (it has {sorted(npz.files)})")
+            raise UserError(f"{what} {path} lacks the keys {missing} (it has {sorted(npz.files)})")
         try:
             return {k: npz[k] for k in (keys or npz.files)}
         except ValueError as e:
             if "allow_pickle" in str(e) or "Object arrays" in str(e):
-                raise ValueError(f"{what} {path} holds pickled objects; refusing to load them (they could run code)") from None
-            raise ValueError(f"{what} {path} is corrupt: {e}") from None
+                raise UserError(f"{what} {path} holds pickled objects; refusing to load them (they could run code)") from None
+            raise UserError(f"{what} {path} is corrupt: {e}") from None
         except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-            raise ValueError(f"{what} {path} is truncated or corrupt: {e}") from None
+            raise UserError(f"{what} {path} is truncated or corrupt: {e}") from None
 
 
 def atomic_write(path, write, mode="wb"):

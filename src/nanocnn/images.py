@@ -6,25 +6,27 @@ of another input size the same proportions are used (box = 20/28 of the side).
 """
 import numpy as np
 
+from .validation import UserError
+
 
 def load_image(path, input_shape):
     """Read an image file -> float32 (C, H, W) in [0, 1] matching input_shape (C, H, W).
 
     One-channel models get MNIST-style preparation: greyscale, inverted when the background is light,
     the digit's box scaled into 20/28 of the field and centred by centre of mass. Colour models get the
-    image resized to (H, W). Raises ValueError when Pillow cannot read the file.
+    image resized to (H, W). Raises UserError when Pillow cannot read the file.
     """
     from PIL import Image, UnidentifiedImageError
 
     C, H, W = input_shape
     if C not in (1, 3):
-        raise ValueError(f"the model takes {C}-channel images; predict reads greyscale or RGB files only")
+        raise UserError(f"the model takes {C}-channel images; predict reads greyscale or RGB files only")
     try:
         with Image.open(path) as im:
             im.load()
             im = im.convert("L" if C == 1 else "RGB")
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
-        raise ValueError(f"cannot read image {path}: {e}") from None
+        raise UserError(f"cannot read image {path}: {e}") from None
     if C == 3:
         return np.asarray(im.resize((W, H), Image.BILINEAR), dtype=np.float32).transpose(2, 0, 1) / 255
     pixels = np.asarray(im, dtype=np.float32) / 255                 # (h, w)

@@ -1,18 +1,7 @@
 """Softmax cross-entropy, fused so that it is stable for any finite logits."""
 import numpy as np
 
-
-def check_labels(labels, n, num_classes):
-    """labels must be n integers in [0, num_classes); raises ValueError naming the bad value."""
-    labels = np.asarray(labels)
-    if labels.shape != (n,):
-        raise ValueError(f"softmax_cross_entropy: labels must have shape ({n},), got {labels.shape}")
-    if not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"softmax_cross_entropy: labels must be integers, got dtype {labels.dtype}")
-    if n and (labels.min() < 0 or labels.max() >= num_classes):
-        bad = labels[(labels < 0) | (labels >= num_classes)][0]
-        raise ValueError(f"softmax_cross_entropy: labels must be in [0, {num_classes}), got {bad}")
-    return labels
+from .validation import UserError, check_labels
 
 
 def log_softmax(logits):
@@ -36,7 +25,7 @@ def softmax_cross_entropy(logits, labels):
     """
     if not isinstance(logits, np.ndarray) or logits.ndim != 2 or not np.issubdtype(logits.dtype, np.floating):
         got = f"shape {logits.shape}, dtype {logits.dtype}" if isinstance(logits, np.ndarray) else type(logits).__name__
-        raise ValueError(f"softmax_cross_entropy: logits must be a floating array (N, K), got {got}")
+        raise UserError(f"softmax_cross_entropy: logits must be a floating array (N, K), got {got}")
     N, K = logits.shape
     labels = check_labels(labels, N, K)
     logp = log_softmax(logits)                                      # (N, K)

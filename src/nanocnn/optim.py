@@ -1,17 +1,7 @@
 """Optimizers: SGD (momentum, weight decay) and Adam, each keeping its own per-parameter state."""
-import math
-
 import numpy as np
 
-
-def check_hyper(name, value, low, optimizer, inclusive=True, high=None):
-    """Check a hyperparameter is a finite real number in range; raise ValueError naming it and the value."""
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (value >= low if inclusive else value > low) and (high is None or value < high)
-    if not ok:
-        rule = f"{'>=' if inclusive else '>'} {low}" + (f" and < {high}" if high is not None else "")
-        raise ValueError(f"{optimizer}: {name} must be a finite number {rule}, got {value!r}")
-    return float(value)
+from .validation import UserError, check_real
 
 
 class Optimizer:
@@ -22,8 +12,8 @@ class Optimizer:
     def __init__(self, params, lr):
         self.params = list(params)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
-        self.lr = check_hyper("lr", lr, 0, type(self).__name__, inclusive=False)
+            raise UserError(f"{type(self).__name__}: got an empty parameter list")
+        self.lr = check_real(lr, "lr", 0, low_open=True, owner=type(self).__name__)
         self.steps = 0
         self.state = [{k: np.zeros_like(p.data) for k in self.state_names} for p in self.params]
 
@@ -41,13 +31,13 @@ class Optimizer:
     def load_state_dict(self, state):
         expected = set(self.state_dict())
         if set(state) != expected:
-            raise ValueError(f"{type(self).__name__}: optimizer state has keys {sorted(state)}, "
+            raise UserError(f"{type(self).__name__}: optimizer state has keys {sorted(state)}, "
                              f"expected {sorted(expected)}")
         self.steps = int(state["steps"])
         for i, st in enumerate(self.state):
             for k, v in st.items():
                 if state[f"{i}.{k}"].shape != v.shape:
-                    raise ValueError(f"{type(self).__name__}: state {i}.{k} has shape {state[f'{i}.{k}'].shape}, "
+                    raise UserError(f"{type(self).__name__}: state {i}.{k} has shape {state[f'{i}.{k}'].shape}, "
                                      f"expected {v.shape}")
                 np.copyto(v, state[f"{i}.{k}"])
 
@@ -61,8 +51,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
         super().__init__(params, lr)
-        self.momentum = check_hyper("momentum", momentum, 0, "SGD", high=1)
-        self.weight_decay = check_hyper("weight_decay", weight_decay, 0, "SGD")
+        self.momentum = check_real(momentum, "momentum", 0, 1, high_open=True, owner="SGD")
+        self.weight_decay = check_real(weight_decay, "weight_decay", 0, owner="SGD")
 
     def step(self):
         for p, st in zip(self.params, self.state):
@@ -88,9 +78,9 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
-        self.betas = tuple(check_hyper("betas", b, 0, "Adam", high=1) for b in betas)
-        self.eps = check_hyper("eps", eps, 0, "Adam")
-        self.weight_decay = check_hyper("weight_decay", weight_decay, 0, "Adam")
+        self.betas = tuple(check_real(b, "betas", 0, 1, high_open=True, owner="Adam") for b in betas)
+        self.eps = check_real(eps, "eps", 0, owner="Adam")
+        self.weight_decay = check_real(weight_decay, "weight_decay", 0, owner="Adam")
 
     def step(self):
         b1, b2 = self.betas

@@ -11,16 +11,12 @@ added in part order, so training gives bit-identical weights with 1 thread or 8.
         results = parallel.forward_backward(step, x, y)    # step(replica, x_part, y_part, weight) per part
         outputs = parallel.map(fn, [x1, x2, ...])          # fn(replica, xi) per input, e.g. inference
 """
-import copy
 import os
 from concurrent.futures import ThreadPoolExecutor, wait
 
-import numpy as np
+from .validation import check_int
 
-from .layers import Dropout, Parameter
-from .model import Sequential
-
-PART = 32          # images per part, at least: parts of 16 made an epoch 8-15% slower than parts of 32 here
+PART = 32  # images per part, at least: parts of 16 made an epoch 8-15% slower than parts of 32 here
 MAX_THREADS = 8
 
 
@@ -28,18 +24,14 @@ def default_threads():
     """The number of CPUs this process may run on, at most MAX_THREADS."""
     try:
         n = len(os.sched_getaffinity(0))
-    except AttributeError:                                  # not on Linux
+    except AttributeError:  # not on Linux
         n = os.cpu_count() or 1
     return max(1, min(n, MAX_THREADS))
 
 
-def check_threads(threads):
-    """None (all usable CPUs, at most MAX_THREADS) or a positive int; raises ValueError naming the value."""
-    if threads is None:
-        return default_threads()
-    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
-        raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
-    return int(threads)
+def resolve_threads(threads):
+    """None (all usable CPUs, at most MAX_THREADS) or an integer >= 1 -> the thread count to use."""
+    return default_threads() if threads is None else check_int(threads, "threads", 1)
 
 
 def parts(n):
@@ -49,77 +41,57 @@ def parts(n):
     return [slice(a, b) for a, b in zip(bounds, bounds[1:])]
 
 
-def leaves(module):
-    """The layers of ``module`` in order, nested Sequentials opened."""
-    if isinstance(module, Sequential):
-        return [leaf for layer in module.layers for leaf in leaves(layer)]
-    return [module]
-
-
-def replicate(module):
-    """A copy of ``module`` with its own gradients, caches and workspaces (any attribute named _*).
-
-    Parameter arrays are shared until the next ``sync``, which points them at the original's again.
-    """
-    replica = copy.copy(module)
-    if isinstance(module, Sequential):
-        replica.layers = [replicate(layer) for layer in module.layers]
-        return replica
-    for name in vars(module):
-        if name.startswith("_"):
-            setattr(replica, name, None)
-    for name, p in module.named_parameters():
-        setattr(replica, name, Parameter(p.data))
-    return replica
-
-
 def sync(replica, model, reseed=False):
-    """Point the replica at the model's current parameter arrays and training mode.
+    """Point the replica at the model's current parameter arrays and modes (Module.replicate's contract).
 
-    With reseed, each Dropout layer of the replica gets a new generator seeded from the model's: call it
-    in one thread, replicas in a fixed order, and the masks are the same in every run.
+    With reseed, every layer of the replica that draws random numbers gets a new generator drawn from
+    the model's (Module.reseed): call it in one thread, replicas in a fixed order, and the masks are
+    the same in every run.
     """
-    for mine, theirs in zip(leaves(replica), leaves(model)):
-        mine.training = theirs.training
-        for (_, p), (_, q) in zip(mine.named_parameters(), theirs.named_parameters()):
-            p.data = q.data
-        if reseed and isinstance(theirs, Dropout):
-            mine.rng = np.random.default_rng(theirs.rng.integers(2**63))
-    replica.training = model.training
+    for (_, p), (_, q) in zip(replica.named_parameters(), model.named_parameters()):
+        p.data = q.data
+    replica.train(model.training)
+    replica.enable_grad(model.grad_enabled)
+    if reseed:
+        replica.reseed(model)
 
 
 class DataParallel:
     """Runs ``model`` on parts of its input in ``threads`` threads (the caller's own included).
 
-    BLAS is held at one thread while it is open; with one thread nothing changes: jobs run in the caller
-    and BLAS keeps its own threads. Replicas (and with them their workspaces) last as long as this
-    object, so a training loop allocates them once, not at every step.
+    BLAS is held at one thread while it is open, even with one thread of ours: OpenBLAS's threaded
+    products round differently from its one-thread products on some machines, and a run must give the
+    same numbers on any thread count. With one thread, jobs run in the caller. Replicas (and with them
+    their workspaces) last as long as this object, so a training loop allocates them once, not at every
+    step.
     """
 
     def __init__(self, model, threads=None):
         self.model = model
-        self.threads = check_threads(threads)
+        self.threads = resolve_threads(threads)
         self._replicas = []
         self._executor = self._limits = None
 
     def __enter__(self):
+        from threadpoolctl import threadpool_limits
+
+        self._limits = threadpool_limits(1, user_api="blas")
         if self.threads > 1:
-            from threadpoolctl import threadpool_limits
-            self._limits = threadpool_limits(1, user_api="blas")
             self._executor = ThreadPoolExecutor(self.threads - 1, thread_name_prefix="nanocnn")
         return self
 
     def __exit__(self, *exc_info):
         if self._executor is not None:
             self._executor.shutdown()
+        if self._limits is not None:
             self._limits.restore_original_limits()
-            self._executor = self._limits = None
+        self._executor = self._limits = None
         self._replicas = []
 
     def replicas(self, k, reseed=False):
         """The first k replicas, synced with the model (made on first use)."""
         while len(self._replicas) < k:
-            self._replicas.append(replicate(self.model))
+            self._replicas.append(self.model.replicate())
         for replica in self._replicas[:k]:
             sync(replica, self.model, reseed)
         return self._replicas[:k]
@@ -149,13 +121,12 @@ class DataParallel:
     def map(self, fn, inputs):
         """[fn(replica, x) for x in inputs] in threads; input i runs on thread i % threads, on its replica.
 
-        Meant for inference: Dropout replicas are not reseeded, so run it in eval mode.
+        Meant for inference: in eval mode all threads share the model (safe: it keeps no per-call state);
+        with gradients enabled each thread gets a replica.
         """
-        T = min(self.threads, len(inputs))
-        if T <= 1:
-            return [fn(self.model, x) for x in inputs]
-        replicas = self.replicas(T)
-        return self.run(fn, [(replicas[i % T], x) for i, x in enumerate(inputs)])
+        T = max(1, min(self.threads, len(inputs)))
+        models = self.replicas(T) if self.model.grad_enabled and T > 1 else [self.model] * T
+        return self.run(fn, [(models[i % T], x) for i, x in enumerate(inputs)])
 
     def forward_backward(self, step, x, y):
         """Run ``step(replica, x_part, y_part, weight)`` on each part of the batch (x, y); returns its results.

@@ -10,6 +10,8 @@ import os
 
 import numpy as np
 
+from .validation import UserError
+
 DPI = 100
 
 
@@ -18,7 +20,7 @@ def pyplot():
     try:
         import matplotlib
     except ImportError:
-        raise ValueError("plotting needs matplotlib: pip install 'nanocnn[plot]' (or pip install matplotlib)") from None
+        raise UserError("plotting needs matplotlib: pip install 'nanocnn[plot]' (or pip install matplotlib)") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     return plt
@@ -28,13 +30,13 @@ def read_metrics(run_dir):
     """metrics.csv of a run folder as a dict of column -> float array."""
     path = os.path.join(run_dir, "metrics.csv")
     if not os.path.isfile(path):
-        raise ValueError(f"{run_dir} is not a run folder: no metrics.csv")
+        raise UserError(f"{run_dir} is not a run folder: no metrics.csv")
     try:
         with open(path, newline="") as f:
             rows = list(csv.DictReader(f))
         return {k: np.array([float(r[k]) for r in rows]) for k in (rows[0] if rows else ())}
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"{path} is not a metrics file: {e}") from None
+        raise UserError(f"{path} is not a metrics file: {e}") from None
 
 
 def save(fig, path):
@@ -48,7 +50,7 @@ def plot_curves(run_dir, out=None, metrics=None):
     plt = pyplot()
     m = read_metrics(run_dir) if metrics is None else metrics
     if not m or len(m.get("epoch", ())) == 0:
-        raise ValueError(f"{run_dir}/metrics.csv has no epochs yet")
+        raise UserError(f"{run_dir}/metrics.csv has no epochs yet")
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), layout="constrained")
     for ax, key, title in ((ax_loss, "loss", "Loss (cross-entropy)"), (ax_acc, "acc", "Accuracy")):
         ax.plot(m["epoch"], m[f"train_{key}"], "o-", label="train (mean over the epoch)")
@@ -85,7 +87,7 @@ def plot_filters(model, out):
     plt = pyplot()
     convs = conv_layers(model)
     if not convs:
-        raise ValueError("the model has no Conv2d layer")
+        raise UserError("the model has no Conv2d layer")
     (i0, first), deeper = convs[0], convs[1:]
     w = first.weight.data                                        # (F, C, KH, KW)
     F, C = w.shape[:2]
@@ -116,29 +118,14 @@ def plot_filters(model, out):
     return save(fig, out)
 
 
-def feature_maps(model, image):
-    """Run one image (C, H, W) through the model, keeping each conv layer's output (after its ReLU, if any)."""
-    from .layers import Conv2d, ReLU
-    from .losses import softmax
-
-    model.eval()
-    x, maps = image[None], []
-    for i, layer in enumerate(model.layers):
-        x = layer(x)
-        nxt = model.layers[i + 1] if i + 1 < len(model.layers) else None
-        if isinstance(layer, Conv2d) and not isinstance(nxt, ReLU):
-            maps.append((f"layer {i}: {layer!r}", x[0]))
-        elif isinstance(layer, ReLU) and i > 0 and isinstance(model.layers[i - 1], Conv2d):
-            maps.append((f"layers {i - 1}-{i}: {model.layers[i - 1]!r} + ReLU", x[0]))
-    return maps, softmax(x)[0]
-
-
 def plot_features(model, image, title, out):
     """The input image, then every conv layer's output maps, with the predicted class and probability."""
+    from .explain import feature_maps
+
     plt = pyplot()
     maps, proba = feature_maps(model, image)
     if not maps:
-        raise ValueError("the model has no Conv2d layer")
+        raise UserError("the model has no Conv2d layer")
     width = max(grid(len(m))[1] for _, m in maps)
     shapes = [(math.ceil(len(m) / width), width) for _, m in maps]
     heights = [2.2] + [r * 0.95 + 0.4 for r, _ in shapes]
@@ -183,7 +170,7 @@ def plot_mistakes(images, labels, proba, out, count=25):
     predicted = proba.argmax(axis=1)
     wrong = np.flatnonzero(predicted != labels)
     if len(wrong) == 0:
-        raise ValueError("the model makes no mistakes on this data: nothing to plot")
+        raise UserError("the model makes no mistakes on this data: nothing to plot")
     wrong = wrong[np.argsort(-proba[wrong, predicted[wrong]], kind="stable")][:count]
     rows, cols = grid(len(wrong))
     fig, axes = plt.subplots(rows, cols, figsize=(1.7 * cols, 1.9 * rows + 0.5), layout="constrained", squeeze=False)

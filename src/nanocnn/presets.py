@@ -9,25 +9,20 @@ from typing import Callable
 
 import numpy as np
 
+from .config import Config
 from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from .model import Sequential
+from .validation import check_choice
 
 
 @dataclass(frozen=True)
 class Preset:
+    """A named architecture and the run settings it is meant to train with (a Config of defaults)."""
+
     name: str
     description: str
-    build: Callable
-    epochs: int
-    batch_size: int
-    lr: float
-    optimizer: str
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-    schedule: str = "constant"   # "constant" or "cosine" (decay to 0 over the run, per step)
-    shuffle: bool = True
-    limit_train: int = None
-    limit_test: int = None
+    build: Callable  # build(input_shape (C, H, W), num_classes, rng) -> Sequential
+    defaults: Config
 
 
 def with_classifier(features, input_shape, num_classes, rng, dtype=np.float32):
@@ -67,15 +62,13 @@ def build_seed(input_shape, num_classes, rng=None):
 
 
 PRESETS = {
-    "default": Preset("default", "2x (conv 5x5 + ReLU + max-pool), linear; Adam, cosine decay",
-                      build_default, epochs=3, batch_size=64, lr=3e-3, optimizer="adam", schedule="cosine"),
+    "default": Preset("default", "2x (conv 5x5 + ReLU + max-pool), linear; Adam, cosine decay", build_default,
+                      Config(epochs=3, batch_size=64, lr=3e-3, optimizer="adam", schedule="cosine")),
     "seed": Preset("seed", "the article's network and training: batch 1, SGD lr 0.0003, 1,000/1,000 images, in order",
-                   build_seed, epochs=1, batch_size=1, lr=3e-4, optimizer="sgd", shuffle=False,
-                   limit_train=1000, limit_test=1000),
+                   build_seed, Config(epochs=1, batch_size=1, lr=3e-4, optimizer="sgd", shuffle=False,
+                                      limit_train=1000, limit_test=1000)),
 }
 
 
 def get_preset(name):
-    if name not in PRESETS:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name]
+    return PRESETS[check_choice(name, "preset", PRESETS)]

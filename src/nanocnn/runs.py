@@ -10,10 +10,10 @@ import os
 import time
 from dataclasses import fields
 
-from .config import Config
+from .config import Config, option
 from .fileio import atomic_write
 from .model import load, save
-from .parallel import check_threads
+from .validation import UserError
 
 CHECKPOINT = "model.npz"
 RUNS_ROOT = "runs"
@@ -24,7 +24,7 @@ def latest_run(root=RUNS_ROOT):
     candidates = [os.path.join(root, d) for d in os.listdir(root)] if os.path.isdir(root) else []
     candidates = [d for d in candidates if os.path.isfile(os.path.join(d, CHECKPOINT))]
     if not candidates:
-        raise ValueError(f"--resume: no run with a {CHECKPOINT} under {root}/; pass --out DIR")
+        raise UserError(f"--resume: no run with a {CHECKPOINT} under {root}/; pass --out DIR")
     return max(candidates, key=lambda d: os.path.getmtime(os.path.join(d, CHECKPOINT)))
 
 
@@ -45,14 +45,14 @@ class Run:
             while os.path.exists(out):
                 out, k = os.path.join(RUNS_ROOT, f"{stamp}-{k}"), k + 1
         if os.path.exists(out) and not os.path.isdir(out):
-            raise ValueError(f"--out {out} is a file, not a folder")
+            raise UserError(f"--out {out} is a file, not a folder")
         if os.path.isdir(out) and os.listdir(out) and not overwrite:
-            raise ValueError(f"run folder {out} already exists and is not empty; "
+            raise UserError(f"run folder {out} already exists and is not empty; "
                              f"pass --resume to continue it or --overwrite to replace it")
         try:
             os.makedirs(out, exist_ok=True)
         except OSError as e:
-            raise ValueError(f"cannot create run folder {out}: {e.strerror}") from None
+            raise UserError(f"cannot create run folder {out}: {e.strerror}") from None
         run = cls(out, config)
         atomic_write(os.path.join(out, "config.json"),
                      lambda f: f.write(json.dumps(config.to_dict(), indent=2) + "\n"), mode="w")
@@ -62,26 +62,28 @@ class Run:
     def resume(cls, out, given):
         """Open the run at ``out`` (default: the latest under runs/) and merge the options given now.
 
-        Only --epochs (to train longer) and --threads (which never changes the numbers) may change; any
-        other option that differs from the saved config is an error: continuing would not be the same run.
+        Only resumable settings (--epochs, to train longer) and the machine's (--threads, which never
+        changes the numbers) may change; any other option that differs from the saved config is an
+        error: continuing would not be the same run.
         """
         out = latest_run() if out is None else out
         path = os.path.join(out, CHECKPOINT)
         if not os.path.isfile(path):
-            raise ValueError(f"--resume: {out} has no {CHECKPOINT} to resume from")
+            raise UserError(f"--resume: {out} has no {CHECKPOINT} to resume from")
         checkpoint = load(path)
         saved = Config.from_dict(checkpoint[1]["config"])
+        free = [option(f.name) for f in fields(Config) if f.metadata["resumable"] or not f.metadata["run"]]
         for f in fields(Config):
-            value = getattr(given, f.name)
-            if f.name not in ("epochs", "threads") and value is not None and value != getattr(saved, f.name):
-                raise ValueError(f"--resume: --{f.name.replace('_', '-')} {value} differs from the run's "
-                                 f"{getattr(saved, f.name)}; only --epochs and --threads may change")
-        if given.epochs is not None:
-            if given.epochs < checkpoint[1]["epoch"]:
-                raise ValueError(f"--resume: --epochs {given.epochs} is below the {checkpoint[1]['epoch']} "
-                                 f"epochs already trained")
-            saved.epochs = given.epochs
-        saved.threads = check_threads(saved.threads if given.threads is None else given.threads)
+            value, before = getattr(given, f.name), getattr(saved, f.name)
+            if value is None or value == before:
+                continue
+            if option(f.name) not in free:
+                raise UserError(f"--resume: --{option(f.name)} {value} differs from the run's {before}; "
+                                f"only {' and '.join('--' + name for name in free)} may change")
+            setattr(saved, f.name, value)
+        if saved.epochs < checkpoint[1]["epoch"]:
+            raise UserError(f"--resume: --epochs {saved.epochs} is below the {checkpoint[1]['epoch']} epochs "
+                            f"already trained")
         saved.check()
         return cls(out, saved, checkpoint)
 
@@ -89,7 +91,7 @@ class Run:
         """Load the checkpoint's weights, optimizer state and generator state; returns (epoch, metrics)."""
         saved, meta, arrays = self.checkpoint
         if tuple(meta["input_shape"]) != tuple(data.input_shape) or meta["num_classes"] != data.num_classes:
-            raise ValueError(f"--resume: the run was trained on images {tuple(meta['input_shape'])} with "
+            raise UserError(f"--resume: the run was trained on images {tuple(meta['input_shape'])} with "
                              f"{meta['num_classes']} classes, the data has {tuple(data.input_shape)} and "
                              f"{data.num_classes}")
         model.load_state_dict(saved.state_dict())

@@ -1,4 +1,8 @@
-"""The training loop and evaluation. Nothing in here knows which layers the model has."""
+"""The training loop: one short, flat pass per epoch, and ``fit``, which runs a whole configured run.
+
+Nothing in here knows which layers the model has: it calls forward, backward and the optimizer.
+"""
+
 import math
 import sys
 import time
@@ -7,18 +11,18 @@ import numpy as np
 from tqdm import tqdm
 
 from .data import batches, load_dataset
-from .layers import Conv2d
-from .losses import softmax, softmax_cross_entropy
-from .optim import OPTIMIZERS
-from .parallel import DataParallel, parts
+from .inference import evaluate
+from .losses import softmax_cross_entropy
+from .optim import SGD, Adam
+from .parallel import DataParallel, parts, resolve_threads
 from .presets import get_preset
 from .runs import Run
 
 
 def make_optimizer(config, params):
     if config.optimizer == "sgd":
-        return OPTIMIZERS["sgd"](params, config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    return OPTIMIZERS["adam"](params, config.lr, weight_decay=config.weight_decay)
+        return SGD(params, config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    return Adam(params, config.lr, weight_decay=config.weight_decay)
 
 
 def learning_rate(config, step, total_steps):
@@ -28,93 +32,42 @@ def learning_rate(config, step, total_steps):
     return config.lr
 
 
-def eval_batch_size(model, input_shape, budget=2 * 2**20):
-    """A batch size for inference whose largest float32 im2col matrix stays near ``budget`` bytes.
-
-    Small batches keep the columns in cache. Measured here on 2 threads (img/s by batch size): the
-    article's network 32,689 at 8, 49,283 at 16, 47,787 at 32, 34,100 at 64; the default preset
-    14,878 at 8, 14,353 at 16, 12,888 at 32, 12,390 at 64.
-    """
-    largest, shape = 1, tuple(input_shape)
-    for layer in model.layers:
-        if isinstance(layer, Conv2d):
-            _, OH, OW = layer.output_shape(shape)
-            largest = max(largest, layer.in_channels * layer.kernel_size[0] * layer.kernel_size[1] * OH * OW)
-        shape = layer.output_shape(shape)
-    return int(np.clip(budget // (4 * largest), 8, 1024))
-
-
-def predict_proba(model, images, batch_size=None, threads=None):
-    """images : (N, C, H, W) -> class probabilities (N, K), in eval mode, in batches spread over threads.
-
-    threads: None for every usable CPU (at most 8), or a count; the numbers do not depend on it.
-    """
-    if batch_size is None:
-        batch_size = eval_batch_size(model, images.shape[1:])
-    starts = range(0, len(images), batch_size)
-    was_training = model.training
-    model.eval()
-    try:
-        with DataParallel(model, threads) as parallel:
-            chunks = parallel.map(lambda m, x: softmax(m(x)), [images[i:i + batch_size] for i in starts])
-        return np.concatenate(chunks)
-    finally:
-        model.train(was_training)
-
-
-def evaluate(model, split, batch_size=None, threads=None):
-    """Returns (mean loss, accuracy, predicted labels (N,)) on a Split."""
-    proba = predict_proba(model, split.images, batch_size, threads)
-    loss = -np.log(np.maximum(proba[np.arange(len(proba)), split.labels], 1e-30)).mean(dtype=np.float64)
-    predicted = proba.argmax(axis=1)
-    return float(loss), float((predicted == split.labels).mean()), predicted
-
-
-def confusion_matrix(labels, predicted, num_classes):
-    """(K, K) counts: row = true class, column = predicted class."""
-    return np.bincount(labels * num_classes + predicted, minlength=num_classes ** 2).reshape(num_classes, num_classes)
-
-
 def train_step(model, x, y, weight=1.0):
     """Forward, loss and backward for images x (N, C, H, W) and labels y (N,); returns (logits, mean loss).
 
     The gradients added into the parameters are ``weight`` times those of the mean loss over x: a
     batch cut into parts passes each part's share, len(part) / len(batch).
     """
-    logits = model(x)                                               # forward
-    loss, dlogits = softmax_cross_entropy(logits, y)                # loss
+    logits = model(x)  # forward
+    loss, dlogits = softmax_cross_entropy(logits, y)  # loss
     if weight != 1:
         dlogits *= weight
-    model.backward(dlogits, input_grad=False)                       # backward (nobody needs d/dimages)
+    model.backward(dlogits, input_grad=False)  # backward (nobody needs d/dimages)
     return logits, loss
 
 
-def train_epoch(model, optimizer, split, config, rng, epoch, step, total_steps, progress=True, parallel=None):
+def train_epoch(model, optimizer, split, config, rng, epoch, step, total_steps, parallel, progress=True):
     """One pass over the training split, starting at optimizer step ``step``. Returns (mean loss, accuracy).
 
-    ``parallel`` (an open parallel.DataParallel of model) runs the parts of each batch in threads;
-    None: all in this thread.
+    ``parallel`` (an open parallel.DataParallel of model) runs the parts of each batch in threads.
     """
     model.train()
-    parallel = parallel or DataParallel(model, 1)
-    order_rng = rng if config.shuffle else None
     n = len(split.labels)
     seen = correct = 0
     loss_sum = 0.0
     start = time.perf_counter()
     bar = tqdm(total=n, desc=f"epoch {epoch}/{config.epochs}", unit="img", leave=False, disable=not progress,
                mininterval=0.5 if sys.stderr.isatty() else 15, file=sys.stderr, dynamic_ncols=True)
-    for idx in batches(n, config.batch_size, order_rng):
-        x, y = split.images[idx], split.labels[idx]                 # batch
+    for idx in batches(n, config.batch_size, rng if config.shuffle else None):
+        x, y = split.images[idx], split.labels[idx]  # batch
         optimizer.lr = learning_rate(config, step, total_steps)
-        results = parallel.forward_backward(train_step, x, y)      # forward, loss, backward; parts in threads
-        optimizer.step()                                            # step
-        optimizer.zero_grad()                                       # zero_grad
+        results = parallel.forward_backward(train_step, x, y)  # forward, loss, backward; parts in threads
+        optimizer.step()  # step
+        optimizer.zero_grad()  # zero_grad
         step += 1
-        seen += len(idx)                                            # log
-        loss_sum += sum(loss * len(part) for part, loss in results)
-        logits = np.concatenate([part for part, _ in results])
-        correct += int((logits.argmax(axis=1) == y).sum())
+        seen += len(idx)  # log
+        loss_sum += sum(loss * len(logits) for logits, loss in results)
+        correct += int((np.concatenate([logits for logits, _ in results]).argmax(axis=1) == y).sum())
         if bar.update(len(idx)):
             rate = seen / (time.perf_counter() - start)
             bar.set_postfix_str(f"loss {loss_sum / seen:.4f} acc {correct / seen:.4f} {rate:,.0f} img/s", refresh=False)
@@ -129,29 +82,30 @@ def fit(config, out=None, resume=False, overwrite=False, progress=True, log=prin
     """
     run = Run.resume(out, config) if resume else None
     config = run.config if resume else config.resolved()
+    threads = resolve_threads(config.threads)  # the machine's, not the run's: never saved
     data = load_dataset(config.data, config.limit_train, config.limit_test)
-    rng = np.random.default_rng(config.seed)                        # the run's one source of randomness
+    rng = np.random.default_rng(config.seed)  # the run's one source of randomness
     model = get_preset(config.preset).build(data.input_shape, data.num_classes, rng)
     optimizer = make_optimizer(config, model.parameters())
     start_epoch, metrics = 0, []
     if resume:
         start_epoch, metrics = run.restore(model, optimizer, rng, data)
-    else:                                                           # only now, with everything checked, write
+    else:  # only now, with everything checked, write
         run = Run.create(out, config, overwrite)
     log(str(config))
     log(f"data: {data.source}: {len(data.train.labels):,} training and {len(data.test.labels):,} test images "
         f"of shape {data.input_shape}, {data.num_classes} classes")
-    log(f"model: {config.preset} preset, {sum(p.data.size for p in model.parameters()):,} parameters; run folder {run.path}")
+    log(f"model: {config.preset} preset, {sum(p.data.size for p in model.parameters()):,} parameters; "
+        f"run folder {run.path}; {threads} thread{'s' * (threads > 1)}")
     steps_per_epoch = math.ceil(len(data.train.labels) / config.batch_size)
     total_steps = steps_per_epoch * config.epochs
     test_acc = metrics[-1]["test_acc"] if metrics else None
-    threads = min(config.threads, len(parts(config.batch_size)))   # a batch under 2 parts runs on one thread
-    with DataParallel(model, threads) as parallel:
+    with DataParallel(model, min(threads, len(parts(config.batch_size)))) as parallel:
         for epoch in range(start_epoch + 1, config.epochs + 1):
             t0 = time.perf_counter()
             train_loss, train_acc = train_epoch(model, optimizer, data.train, config, rng, epoch,
-                                                (epoch - 1) * steps_per_epoch, total_steps, progress, parallel)
-            test_loss, test_acc, _ = evaluate(model, data.test, threads=config.threads)
+                                                (epoch - 1) * steps_per_epoch, total_steps, parallel, progress)
+            test_loss, test_acc, _ = evaluate(model, data.test, threads)
             seconds = time.perf_counter() - t0
             metrics.append(dict(epoch=epoch, train_loss=train_loss, train_acc=train_acc, test_loss=test_loss,
                                 test_acc=test_acc, seconds=round(seconds, 3)))
@@ -159,5 +113,5 @@ def fit(config, out=None, resume=False, overwrite=False, progress=True, log=prin
             log(f"epoch {epoch}/{config.epochs}  train loss {train_loss:.4f}  train acc {train_acc:.4f}  "
                 f"test loss {test_loss:.4f}  test acc {test_acc:.4f}  {seconds:.1f} s")
     if test_acc is None:
-        test_acc = evaluate(model, data.test, threads=config.threads)[1]
+        test_acc = evaluate(model, data.test, threads)[1]
     return model, run, test_acc

@@ -1,9 +1,11 @@
 """2-D convolution (cross-correlation, as in PyTorch) as im2col + one matrix product."""
+
 import numpy as np
 
-from ..functional import check_input, col2im, from_chwn, im2col, output_hw, pair, positive_int
-from ..init import init_weight
-from .module import Module, Parameter, check_float_dtype, short
+from ..functional import conv2d_backward, conv2d_forward, output_hw
+from ..init import he_normal
+from ..validation import UserError, check_array, check_fits, check_float_dtype, check_int, check_pair
+from .module import Module, Parameter, short
 
 
 class Conv2d(Module):
@@ -12,85 +14,76 @@ class Conv2d(Module):
     Shapes:
         x : (N, C_in, H, W)  ->  out : (N, C_out, OH, OW),  OH = (H + 2*PH - KH) // SH + 1
         weight : (C_out, C_in, KH, KW),  bias : (C_out,)
-    kernel_size, stride and padding are an int or an (h, w) pair; padding adds zeros.
-    The output is an (N, C_out, OH, OW) view of a (C_out, OH, OW, N) array: no transpose copy.
-    The column matrix lives in a workspace the layer keeps and reuses from call to call (the backward
-    pass writes its column gradient over it), so a step allocates no new large arrays; one backward
-    per training forward.
+    kernel_size, stride and padding are an int or an (h, w) pair; padding adds zeros. Weights start
+    He-normal from ``rng`` (a np.random.Generator). The output is an (N, C_out, OH, OW) view of a
+    (C_out, OH, OW, N) array: no transpose copy. In training the column matrix lives in a workspace the
+    layer keeps and reuses (backward writes its column gradient over it), so a step allocates no new
+    large arrays; one backward per training forward. In eval mode the columns go to per-thread scratch.
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 dtype=np.float32, init="he", rng=None):
+                 dtype=np.float32, rng=None):
         name = "Conv2d"
-        self.in_channels = positive_int(in_channels, "in_channels", name)
-        self.out_channels = positive_int(out_channels, "out_channels", name)
-        self.kernel_size = pair(kernel_size, "kernel_size", name)
-        self.stride = pair(stride, "stride", name)
-        self.padding = pair(padding, "padding", name, minimum=0)
+        self.in_channels = check_int(in_channels, "in_channels", 1, owner=name)
+        self.out_channels = check_int(out_channels, "out_channels", 1, owner=name)
+        self.kernel_size = check_pair(kernel_size, "kernel_size", owner=name)
+        self.stride = check_pair(stride, "stride", owner=name)
+        self.padding = check_pair(padding, "padding", 0, owner=name)
         dtype = check_float_dtype(dtype, name)
-        KH, KW = self.kernel_size
-        fan_in = self.in_channels * KH * KW
-        shape = (self.out_channels, self.in_channels, KH, KW)
-        self.weight = Parameter(init_weight(init, shape, fan_in, rng, dtype, name))
+        shape = (self.out_channels, self.in_channels) + self.kernel_size
+        self.weight = Parameter(he_normal(shape, self.in_channels * self.kernel_size[0] * self.kernel_size[1], rng,
+                                          dtype))
         self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
         self._cache = None
-        self._workspace = None                                          # 1-D, grown as needed
-
-    def workspace(self, size, dtype):
-        """A 1-D array of ``size`` elements from the layer's reusable workspace (contents undefined)."""
-        if self._workspace is None or self._workspace.size < size or self._workspace.dtype != dtype:
-            self._workspace = np.empty(size, dtype=dtype)
-        return self._workspace[:size]
+        self._workspace = None  # 1-D, grown as needed; training only
 
     def forward(self, x):
         """x : (N, C_in, H, W) -> (N, C_out, OH, OW)."""
-        check_input(x, "Conv2d", self.in_channels, self.weight.data.dtype)
-        N, _, H, W = x.shape
-        OH, OW = output_hw("Conv2d", (H, W), self.kernel_size, self.stride, self.padding)
-        KH, KW = self.kernel_size
-        space = self.workspace(self.in_channels * KH * KW * OH * OW * N, x.dtype)
-        cols = im2col(x, self.kernel_size, self.stride, self.padding, out=space)   # (C*KH*KW, OH*OW*N)
-        out = self.weight.data.reshape(self.out_channels, -1) @ cols    # (F, OH*OW*N)
-        if self.bias is not None:
-            out += self.bias.data[:, None]
-        self._cache = (x.shape, cols) if self.training else None
-        return from_chwn(out.reshape(self.out_channels, OH, OW, N))      # (N, F, OH, OW) view
+        check_array(x, "Conv2d", 4, self.in_channels, self.weight.data.dtype)
+        check_fits("Conv2d", x.shape[2:], self.kernel_size, self.padding)
+        workspace = None
+        if self.grad_enabled:
+            size = x.shape[0] * self.scratch_size(x.shape[1:])
+            if self._workspace is None or self._workspace.size < size or self._workspace.dtype != x.dtype:
+                self._workspace = np.empty(size, dtype=x.dtype)
+            workspace = self._workspace
+        bias = None if self.bias is None else self.bias.data
+        out, cols = conv2d_forward(x, self.weight.data, bias, self.stride, self.padding, workspace)
+        self._cache = (x.shape, cols) if self.grad_enabled else None
+        return out
 
     def backward(self, grad_out, input_grad=True):
         """grad_out : (N, C_out, OH, OW) -> dx : (N, C_in, H, W); adds dW and db into the parameters.
 
-        dW = dout @ cols.T, db = dout summed over (n, oh, ow), dx = col2im(W.T @ dout).
-        With input_grad=False (the first layer of a network) dx is not computed and None is returned.
-        W.T @ dout is written over the columns, which dW no longer needs: the cache is used up.
+        The cache is used up: the column gradient is written over the columns.
         """
         if self._cache is None:
-            raise RuntimeError("Conv2d: backward needs a forward pass in training mode first")
+            raise RuntimeError("Conv2d: backward needs a forward pass with gradients enabled first")
         x_shape, cols = self._cache
+        if grad_out.shape != (x_shape[0], self.out_channels) + output_hw(x_shape[2:], self.kernel_size, self.stride,
+                                                                                 self.padding):
+            raise UserError(f"Conv2d: grad_out shape {grad_out.shape} does not match the forward output")
         self._cache = None
-        F = self.out_channels
-        dout = grad_out.transpose(1, 2, 3, 0).reshape(F, -1)            # (F, OH*OW*N), a copy only if
-                                                                        # grad_out is not (F, OH, OW, N) memory
-        if dout.shape[1] != cols.shape[1]:
-            raise ValueError(f"Conv2d: grad_out shape {grad_out.shape} does not match the forward output")
-        # dW = dout @ cols.T, computed as (cols @ dout.T).T: the same numbers, ~1.5x faster in OpenBLAS here
-        self.weight.grad += (cols @ dout.T).T.reshape(self.weight.grad.shape)
+        dx, dW, db = conv2d_backward(cols, self.weight.data, grad_out, x_shape, self.stride, self.padding, input_grad)
+        self.weight.grad += dW
         if self.bias is not None:
-            self.bias.grad += dout.sum(axis=1)
-        if not input_grad:
-            return None
-        dcols = np.matmul(self.weight.data.reshape(F, -1).T, dout, out=cols)   # (C*KH*KW, OH*OW*N)
-        return col2im(dcols, x_shape, self.kernel_size, self.stride, self.padding)
+            self.bias.grad += db
+        return dx
 
     def output_shape(self, input_shape):
         C, H, W = input_shape
         if C != self.in_channels:
-            raise ValueError(f"Conv2d: input must have {self.in_channels} channels, got shape {tuple(input_shape)}")
-        return (self.out_channels,) + output_hw("Conv2d", (H, W), self.kernel_size, self.stride, self.padding)
+            raise UserError(f"Conv2d: input must have {self.in_channels} channels, got shape {tuple(input_shape)}")
+        check_fits("Conv2d", (H, W), self.kernel_size, self.padding)
+        return (self.out_channels,) + output_hw((H, W), self.kernel_size, self.stride, self.padding)
 
     def macs(self, input_shape):
         _, OH, OW = self.output_shape(input_shape)
-        KH, KW = self.kernel_size
-        return self.out_channels * self.in_channels * KH * KW * OH * OW
+        return self.weight.data.size * OH * OW
+
+    def scratch_size(self, input_shape):
+        _, OH, OW = self.output_shape(input_shape)
+        return self.weight.data[0].size * OH * OW  # the columns: C*KH*KW x OH*OW per example
 
     def spec(self):
         return dict(in_channels=self.in_channels, out_channels=self.out_channels, kernel_size=self.kernel_size,

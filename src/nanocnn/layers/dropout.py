@@ -1,7 +1,8 @@
 """Dropout: in training, zero each activation with probability p and scale the rest by 1 / (1 - p)."""
+
 import numpy as np
 
-from ..functional import check_dtype
+from ..validation import check_array, check_real
 from .module import Module
 
 
@@ -13,23 +14,27 @@ class Dropout(Module):
     """
 
     def __init__(self, p=0.5, rng=None):
-        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 <= p < 1:
-            raise ValueError(f"Dropout: p must be a probability in [0, 1), got {p!r}")
-        self.p = float(p)
+        self.p = check_real(p, "p", 0, 1, high_open=True, owner="Dropout")
         self.rng = np.random.default_rng() if rng is None else rng
-        self._mask = None
+        self._cache = None
 
     def forward(self, x):
-        check_dtype(x, "Dropout")
+        check_array(x, "Dropout")
         if not self.training or self.p == 0:
-            self._mask = None
-            return x
-        keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p          # (same shape as x)
-        self._mask = keep * x.dtype.type(1 / (1 - self.p))                 # scaled mask, x's dtype
-        return x * self._mask
+            mask = None                                                     # the identity
+        else:
+            keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p        # (same shape as x)
+            mask = keep * x.dtype.type(1 / (1 - self.p))                    # scaled mask, x's dtype
+        self._cache = (mask,) if self.grad_enabled else None               # mask None: the identity
+        return x if mask is None else x * mask
 
-    def backward(self, grad_out):
-        return grad_out if self._mask is None else grad_out * self._mask
+    def backward(self, grad_out, input_grad=True):
+        if self._cache is None:
+            raise RuntimeError("Dropout: backward needs a forward pass with gradients enabled first")
+        (mask,) = self._cache
+        if not input_grad:
+            return None
+        return grad_out if mask is None else grad_out * mask
 
     def spec(self):
         return dict(p=self.p)

@@ -1,11 +1,13 @@
 """Fully connected layer, and Flatten, which joins a conv stack to it."""
+
 import math
 
 import numpy as np
 
-from ..functional import check_dtype, positive_int
-from ..init import init_weight
-from .module import Module, Parameter, check_float_dtype
+from ..functional import linear_backward, linear_forward
+from ..init import he_normal
+from ..validation import UserError, check_array, check_float_dtype, check_int
+from .module import Module, Parameter
 
 
 class Linear(Module):
@@ -15,13 +17,12 @@ class Linear(Module):
     weight : (out_features, in_features), bias : (out_features,) (PyTorch's layout).
     """
 
-    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, init="he", rng=None):
+    def __init__(self, in_features, out_features, bias=True, dtype=np.float32, rng=None):
         name = "Linear"
-        self.in_features = positive_int(in_features, "in_features", name)
-        self.out_features = positive_int(out_features, "out_features", name)
+        self.in_features = check_int(in_features, "in_features", 1, owner=name)
+        self.out_features = check_int(out_features, "out_features", 1, owner=name)
         dtype = check_float_dtype(dtype, name)
-        shape = (self.out_features, self.in_features)
-        self.weight = Parameter(init_weight(init, shape, self.in_features, rng, dtype, name))
+        self.weight = Parameter(he_normal((self.out_features, self.in_features), self.in_features, rng, dtype))
         self.bias = Parameter(np.zeros(self.out_features, dtype=dtype)) if bias else None
         self._x = None
 
@@ -29,28 +30,26 @@ class Linear(Module):
         """x : (N, in_features) -> (N, out_features)."""
         if not isinstance(x, np.ndarray) or x.ndim != 2 or x.shape[1] != self.in_features:
             got = x.shape if isinstance(x, np.ndarray) else type(x).__name__
-            raise ValueError(f"Linear: input must have shape (N, {self.in_features}), got {got}")
-        check_dtype(x, "Linear", self.weight.data.dtype)
-        out = x @ self.weight.data.T
-        if self.bias is not None:
-            out += self.bias.data
-        self._x = x if self.training else None
-        return out
+            raise UserError(f"Linear: input must have shape (N, {self.in_features}), got {got}")
+        check_array(x, "Linear", dtype=self.weight.data.dtype)
+        self._x = x if self.grad_enabled else None
+        return linear_forward(x, self.weight.data, None if self.bias is None else self.bias.data)
 
     def backward(self, grad_out, input_grad=True):
         """grad_out : (N, out_features) -> dx : (N, in_features); dW += grad_out.T @ x, db += sum over N."""
         if self._x is None:
-            raise RuntimeError("Linear: backward needs a forward pass in training mode first")
+            raise RuntimeError("Linear: backward needs a forward pass with gradients enabled first")
         if grad_out.shape != (self._x.shape[0], self.out_features):
-            raise ValueError(f"Linear: grad_out shape {grad_out.shape} does not match the output")
-        self.weight.grad += grad_out.T @ self._x
+            raise UserError(f"Linear: grad_out shape {grad_out.shape} does not match the output")
+        dx, dW, db = linear_backward(self._x, self.weight.data, grad_out, input_grad)
+        self.weight.grad += dW
         if self.bias is not None:
-            self.bias.grad += grad_out.sum(axis=0)
-        return grad_out @ self.weight.data if input_grad else None
+            self.bias.grad += db
+        return dx
 
     def output_shape(self, input_shape):
         if tuple(input_shape) != (self.in_features,):
-            raise ValueError(f"Linear: input must have {self.in_features} features, got shape {tuple(input_shape)}")
+            raise UserError(f"Linear: input must have {self.in_features} features, got shape {tuple(input_shape)}")
         return (self.out_features,)
 
     def macs(self, input_shape):
@@ -73,12 +72,14 @@ class Flatten(Module):
     def forward(self, x):
         if not isinstance(x, np.ndarray) or x.ndim < 2:
             got = x.shape if isinstance(x, np.ndarray) else type(x).__name__
-            raise ValueError(f"Flatten: input must have rank 2 or more (N, ...), got {got}")
-        self._shape = x.shape
+            raise UserError(f"Flatten: input must have rank 2 or more (N, ...), got {got}")
+        self._shape = x.shape if self.grad_enabled else None
         return x.reshape(x.shape[0], -1)
 
-    def backward(self, grad_out):
-        return grad_out.reshape(self._shape)
+    def backward(self, grad_out, input_grad=True):
+        if self._shape is None:
+            raise RuntimeError("Flatten: backward needs a forward pass with gradients enabled first")
+        return grad_out.reshape(self._shape) if input_grad else None
 
     def output_shape(self, input_shape):
         return (math.prod(input_shape),)

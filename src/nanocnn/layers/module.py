@@ -1,7 +1,10 @@
-"""The two building blocks every layer shares: ``Parameter`` (a tensor and its gradient) and ``Module``."""
-import numpy as np
+"""The two building blocks every layer shares, and the contract a layer keeps: ``Parameter`` and ``Module``."""
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+from __future__ import annotations
+
+import copy
+
+import numpy as np
 
 
 class Parameter:
@@ -11,42 +14,50 @@ class Parameter:
     a backward pass adds to it, and cleared only by ``zero_grad()``.
     """
 
-    def __init__(self, data):
+    def __init__(self, data: np.ndarray):
         self.data = data
         self.grad = np.zeros_like(data)
 
     @property
-    def shape(self):
+    def shape(self) -> tuple:
         return self.data.shape
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         self.grad.fill(0)
 
     def __repr__(self):
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
-def check_float_dtype(dtype, layer):
-    """Parameters are float32 (training) or float64 (gradient checks); anything else is an error."""
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt not in FLOAT_DTYPES:
-        raise ValueError(f"{layer}: dtype must be float32 or float64, got {dtype!r}")
-    return dt
-
-
 class Module:
-    """Base class: ``forward(x)`` and ``backward(grad_out) -> grad_in`` side by side in each layer.
+    """Base class of every layer. The contract, which the built-in layers keep and yours must too:
 
-    Parameters are the ``Parameter`` attributes, in the order they were assigned.
-    ``input_shape -> output_shape`` and multiply-add counts feed the model summary.
-    Attributes named ``_*`` hold per-call state only (caches, workspaces): the replicas that run a
-    batch's parts on other threads (nanocnn.parallel) start with them set to None.
+    - ``forward(x) -> out`` computes the output. When ``self.grad_enabled`` is true it also keeps what
+      ``backward`` needs, in attributes whose names start with ``_`` (``self._x``, ``self._mask``).
+      When it is false, forward keeps nothing (and must write nothing shared): that is what makes one
+      eval-mode model safe to call from many threads at once.
+    - ``backward(grad_out, input_grad=True) -> grad_in`` adds each parameter's gradient into its
+      ``.grad`` (``+=``, never ``=``) and returns the gradient with respect to the input, or None when
+      ``input_grad`` is false (the first layer of a network: nobody needs the gradient of the data).
+      It uses what the last forward kept; calling it without one is a RuntimeError.
+    - Parameters are the ``Parameter`` attributes, found by ``named_parameters()`` in assignment order.
+    - ``training`` switches behaviour that differs in training (Dropout); ``train()`` and ``eval()``
+      set it, and ``grad_enabled`` with it. ``enable_grad()`` turns gradients back on in eval mode,
+      e.g. for the gradient of a prediction with respect to its input.
+    - Per-call state lives in ``_*`` attributes only: a ``replicate()`` (a copy for another thread, as
+      ``nanocnn.parallel`` makes for each part of a batch) starts with them set to None, shares the
+      parameters' arrays and has gradients of its own.
+    - A layer that draws random numbers keeps its ``np.random.Generator`` in ``self.rng``;
+      ``replica.reseed(original)`` gives a replica a generator of its own, drawn from the original's.
+    - ``spec()`` returns the constructor's keyword arguments as JSON values, so ``nanocnn.save`` can
+      record the architecture; ``register_layer`` lets ``nanocnn.load`` rebuild your class by name.
+    - ``output_shape(input_shape)`` and ``macs(input_shape)`` describe one example (no N) for
+      ``summary()``; ``scratch_size(input_shape)`` is the working memory forward needs per example,
+      in elements, beyond its output (inference sizes its pieces from it).
     """
 
     training = True
+    grad_enabled = True
 
     def __call__(self, x):
         return self.forward(x)
@@ -54,39 +65,68 @@ class Module:
     def forward(self, x):
         raise NotImplementedError
 
-    def backward(self, grad_out):
+    def backward(self, grad_out, input_grad=True):
         raise NotImplementedError
 
-    def named_parameters(self):
+    def named_parameters(self) -> list[tuple[str, Parameter]]:
         return [(name, v) for name, v in vars(self).items() if isinstance(v, Parameter)]
 
-    def parameters(self):
+    def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
 
-    def zero_grad(self):
+    def zero_grad(self) -> None:
         for p in self.parameters():
             p.zero_grad()
 
-    def train(self, mode=True):
-        self.training = bool(mode)
+    def train(self, mode: bool = True):
+        self.training = self.grad_enabled = bool(mode)
         return self
 
     def eval(self):
         return self.train(False)
 
-    def output_shape(self, input_shape):
+    def enable_grad(self, mode: bool = True):
+        """Keep what backward needs (or not) without changing the training behaviour."""
+        self.grad_enabled = bool(mode)
+        return self
+
+    def replicate(self):
+        """A copy for another thread: the same parameter arrays, its own gradients, no per-call state."""
+        replica = copy.copy(self)
+        for name, value in vars(self).items():
+            if isinstance(value, Parameter):
+                setattr(replica, name, Parameter(value.data))
+            elif name.startswith("_"):
+                setattr(replica, name, None)
+        return replica
+
+    def reseed(self, original: Module) -> None:
+        """Give this replica a random generator of its own, seeded from ``original.rng`` (if it has one).
+
+        Called in one thread, replicas in a fixed order, it makes parts of a batch draw different
+        masks and every run draw the same ones.
+        """
+        rng = getattr(original, "rng", None)
+        if isinstance(rng, np.random.Generator):
+            self.rng = np.random.default_rng(rng.integers(2**63))
+
+    def output_shape(self, input_shape: tuple) -> tuple:
         """Shape of one example's output, given one example's input shape (without N)."""
         return tuple(input_shape)
 
-    def macs(self, input_shape):
+    def macs(self, input_shape: tuple) -> int:
         """Multiply-adds of the forward pass for one example."""
         return 0
 
-    def spec(self):
+    def scratch_size(self, input_shape: tuple) -> int:
+        """Elements of working memory the forward pass needs per example, beyond its output."""
+        return 0
+
+    def spec(self) -> dict:
         """The constructor arguments that rebuild this layer (saved in checkpoints, never code)."""
         return {}
 
-    def extra_repr(self):
+    def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.spec().items())
 
     def __repr__(self):

@@ -1,0 +1,38 @@
+"""The `nanocnn` command: one subcommand per module of this package. Bad input: one line, exit status 2.
+
+Exactly two kinds of exception are the user's: ``UserError`` (a bad value, file, or data) and
+``OSError`` (a file that cannot be read or written). Each becomes ``error: <message>`` on stderr and
+exit status 2. Anything else is a bug in nanocnn, and Python shows its traceback.
+"""
+
+import sys
+
+from ..validation import UserError
+from . import evaluate, plot, train
+from .common import Parser
+
+USAGE_ERROR = 2
+MODULES = (train, evaluate, plot)
+
+
+def build_parser():
+    parser = Parser(prog="nanocnn", description="A convolutional neural network from scratch in NumPy.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    for module in MODULES:
+        module.register(sub)
+    return parser
+
+
+def main(argv=None):
+    """Entry point; returns the exit status."""
+    try:
+        args = build_parser().parse_args(argv)
+        args.run(args)
+    except (UserError, OSError) as e:
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"error: {message}", file=sys.stderr)
+        return USAGE_ERROR
+    except KeyboardInterrupt:
+        print("interrupted (a run can be continued with: nanocnn train --resume --out DIR)", file=sys.stderr)
+        return 130
+    return 0

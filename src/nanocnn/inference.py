@@ -1,0 +1,44 @@
+"""Inference: logits and probabilities for many images on several threads, accuracy, loss and confusion matrix."""
+
+import numpy as np
+
+from .losses import log_softmax
+from .parallel import DataParallel
+
+
+def predict_logits(model, images, threads=None):
+    """images : (N, C, H, W) -> logits (N, K), in eval mode, the model's pieces spread over threads.
+
+    threads: None for every usable CPU (at most 8), or a count; the numbers do not depend on it.
+    The model is left in the mode it was in.
+    """
+    piece = model.piece_size(images.shape[1:], images.dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        with DataParallel(model, threads) as parallel:
+            chunks = parallel.map(lambda m, x: m(x), [images[i : i + piece] for i in range(0, len(images), piece)])
+    finally:
+        model.train(was_training)
+    return np.concatenate(chunks)
+
+
+def predict_proba(model, images, threads=None):
+    """images : (N, C, H, W) -> class probabilities (N, K); rows sum to 1."""
+    return np.exp(log_softmax(predict_logits(model, images, threads)))
+
+
+def evaluate(model, split, threads=None):
+    """Returns (mean cross-entropy, accuracy, predicted labels (N,)) on a data.Split.
+
+    The loss is computed from log-softmax of the logits, never as log(p): p can underflow to 0.
+    """
+    logp = log_softmax(predict_logits(model, split.images, threads))
+    loss = -logp[np.arange(len(logp)), split.labels].mean(dtype=np.float64)
+    predicted = logp.argmax(axis=1)
+    return float(loss), float((predicted == split.labels).mean()), predicted
+
+
+def confusion_matrix(labels, predicted, num_classes):
+    """(K, K) counts: row = true class, column = predicted class."""
+    return np.bincount(labels * num_classes + predicted, minlength=num_classes**2).reshape(num_classes, num_classes)
