@@ -8,11 +8,11 @@ exit status 2. Anything else is a bug in nanocnn, and Python shows its traceback
 import sys
 
 from ..validation import UserError
-from . import evaluate, plot, train
+from . import evaluate, export, plot, serve, train
 from .common import Parser
 
 USAGE_ERROR = 2
-MODULES = (train, evaluate, plot)
+MODULES = (train, evaluate, plot, export, serve)
 
 
 def build_parser():

@@ -33,10 +33,20 @@ def model_file(path):
 
 
 def load_model(path, need_meta=True):
-    """(model, meta) from a model file or run folder; meta must record the input shape and classes."""
+    """(model, meta) from a model.npz, a run folder or a .safetensors file written by `nanocnn export`;
+    meta must record the input shape and classes. PyTorch pickles are refused, never read."""
     from ..model import load
 
-    model, meta, _ = load(model_file(path))
+    if str(path).lower().endswith((".pt", ".pth")):
+        from ..safetensors_format import PICKLE_MESSAGE
+
+        raise UserError(f"{path}: {PICKLE_MESSAGE}")
+    if str(path).lower().endswith(".safetensors"):
+        from ..export import load_safetensors
+
+        model, meta = load_safetensors(path)
+    else:
+        model, meta, _ = load(model_file(path))
     if need_meta and not {"input_shape", "num_classes"} <= set(meta):
         raise UserError(f"{path} does not record its input shape and classes: save it with `nanocnn train`, or "
                         f"nc.save(path, model, meta={{'input_shape': [C, H, W], 'num_classes': K}})")
