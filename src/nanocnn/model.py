@@ -39,7 +39,11 @@ class Sequential(Module):
         return len(self.layers)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        """x : (N, ...) -> the last layer's output (N, ...)."""
+        """x : (N, ...) -> the last layer's output (N, ...).
+
+        With gradients disabled, a batch of more than one piece runs piece by piece, the pieces spread
+        over every usable CPU (nanocnn.parallel; the numbers do not depend on the thread count).
+        """
         n = len(x) if isinstance(x, np.ndarray) and x.ndim > 0 else 0
         piece = n if self.grad_enabled or n <= MIN_PIECE else self.piece_size(x.shape[1:], x.dtype)
         if n <= piece:
@@ -47,8 +51,14 @@ class Sequential(Module):
         first = self.run(x[:piece])
         out = np.empty((n,) + first.shape[1:], dtype=first.dtype)
         out[:piece] = first
-        for start in range(piece, n, piece):
-            out[start : start + piece] = self.run(x[start : start + piece])
+
+        def job(model, start):
+            out[start : start + piece] = model.run(x[start : start + piece])
+
+        from .parallel import DataParallel
+
+        with DataParallel(self) as parallel:
+            parallel.map(job, range(piece, n, piece))
         return out
 
     def run(self, x):
