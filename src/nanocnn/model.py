@@ -8,6 +8,7 @@ import os
 
 import numpy as np
 
+from .blas import single_thread
 from .fileio import atomic_write, read_npz
 from .layers import LAYERS, Module, Parameter
 from .validation import UserError
@@ -41,25 +42,29 @@ class Sequential(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x : (N, ...) -> the last layer's output (N, ...).
 
-        With gradients disabled, a batch of more than one piece runs piece by piece, the pieces spread
-        over every usable CPU (nanocnn.parallel; the numbers do not depend on the thread count).
+        With gradients disabled (inference) BLAS runs on one thread (blas.py), and a batch of more than
+        one piece runs piece by piece, the pieces spread over every usable CPU: the numbers are the
+        same whatever the batch size or the thread count, for each piece.
         """
-        n = len(x) if isinstance(x, np.ndarray) and x.ndim > 0 else 0
-        piece = n if self.grad_enabled or n <= MIN_PIECE else self.piece_size(x.shape[1:], x.dtype)
-        if n <= piece:
+        if self.grad_enabled:
             return self.run(x)
-        first = self.run(x[:piece])
-        out = np.empty((n,) + first.shape[1:], dtype=first.dtype)
-        out[:piece] = first
+        with single_thread():
+            n = len(x) if isinstance(x, np.ndarray) and x.ndim > 0 else 0
+            piece = n if n <= MIN_PIECE else self.piece_size(x.shape[1:], x.dtype)
+            if n <= piece:
+                return self.run(x)
+            first = self.run(x[:piece])
+            out = np.empty((n,) + first.shape[1:], dtype=first.dtype)
+            out[:piece] = first
 
-        def job(model, start):
-            out[start : start + piece] = model.run(x[start : start + piece])
+            def job(model, start):
+                out[start : start + piece] = model.run(x[start : start + piece])
 
-        from .parallel import DataParallel
+            from .parallel import DataParallel
 
-        with DataParallel(self) as parallel:
-            parallel.map(job, range(piece, n, piece))
-        return out
+            with DataParallel(self) as parallel:
+                parallel.map(job, range(piece, n, piece))
+            return out
 
     def run(self, x):
         """Every layer's forward in turn on the whole of x."""
