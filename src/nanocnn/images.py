@@ -1,8 +1,10 @@
-"""Turn a PNG or JPEG into a model input, prepared the way the MNIST digits were.
+"""Turn a PNG or JPEG, or a drawing's grey pixels, into a model input, prepared the way the MNIST digits were.
 
 MNIST digits are white on black, size-normalised so the digit's bounding box fits 20x20 keeping its
 aspect ratio, then placed in a 28x28 field so that their centre of mass is at the centre. For a model
-of another input size the same proportions are used (box = 20/28 of the side).
+of another input size the same proportions are used (box = 20/28 of the side). ``prepare`` is the one
+function that does it: ``nanocnn predict`` (through ``load_image``) and ``nanocnn serve`` both call it,
+so a file and the same pixels drawn in the browser give the same input.
 """
 import numpy as np
 
@@ -18,7 +20,7 @@ def load_image(path, input_shape):
     """
     from PIL import Image, UnidentifiedImageError
 
-    C, H, W = input_shape
+    C = input_shape[0]
     if C not in (1, 3):
         raise UserError(f"the model takes {C}-channel images; predict reads greyscale or RGB files only")
     try:
@@ -27,10 +29,23 @@ def load_image(path, input_shape):
             im = im.convert("L" if C == 1 else "RGB")
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise UserError(f"cannot read image {path}: {e}") from None
-    if C == 3:
-        return np.asarray(im.resize((W, H), Image.BILINEAR), dtype=np.float32).transpose(2, 0, 1) / 255
-    pixels = np.asarray(im, dtype=np.float32) / 255                 # (h, w)
-    return mnist_style(pixels, H, W)[None]
+    return prepare(np.asarray(im, dtype=np.float32) / 255, input_shape)   # (h, w) or (h, w, 3)
+
+
+def prepare(pixels, input_shape):
+    """pixels : float (h, w) greyscale, or (h, w, 3) RGB for a 3-channel model, in [0, 1] -> float32 (C, H, W).
+
+    One channel: MNIST-style (``mnist_style``), either polarity. Three channels: resized to (H, W).
+    """
+    from PIL import Image
+
+    C, H, W = input_shape
+    pixels = np.asarray(pixels, dtype=np.float32)
+    if C == 1:
+        return mnist_style(pixels, H, W)[None]
+    # Back to the 8-bit image the pixels came from (exact for k / 255), resized as an image.
+    rgb = Image.fromarray(np.round(pixels * 255).astype(np.uint8))
+    return np.asarray(rgb.resize((W, H), Image.BILINEAR), dtype=np.float32).transpose(2, 0, 1) / 255
 
 
 def mnist_style(pixels, H=28, W=28):

@@ -1,0 +1,317 @@
+"""The HTTP server of `nanocnn serve`: the drawing page and its JSON API on the standard library's threaded server.
+
+Fixed routes only, nothing from the file system but the page's three files (package data, read once):
+
+    GET  /  /app.js  /style.css    the page                   GET /favicon.ico   204
+    GET  /api/info                 the model and the test images on offer
+    GET  /api/sample?kind=random | kind=mistake&rank=N | kind=test&index=N
+    POST /api/predict              {"width": W, "height": H, "pixels": [...]} (application/json, at most 1 MiB)
+
+Defences, since any web page the user visits can make the browser send requests here: the Host header must
+be one of the server's own names (against DNS rebinding), a POST's Origin, when sent, must be the server's own,
+no CORS header is ever sent, and every response carries a strict Content-Security-Policy. Errors are one-line
+JSON ({"error": ...}); a bug gives a generic 500 and its traceback goes to the server's stderr only.
+"""
+
+import ipaddress
+import json
+import socket
+import socketserver
+import sys
+import threading
+import time
+import traceback
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+
+from .serve_api import ApiError
+from .validation import UserError
+
+MAX_BODY = 2**20          # bytes of a POST body; larger gets 413 before a byte of it is read
+TIMEOUT = 10              # seconds a client may take for each read or write, so a slow one cannot hold a thread
+CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+COMMON_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
+                  "Referrer-Policy": "no-referrer", "Cross-Origin-Opener-Policy": "same-origin",
+                  "Cross-Origin-Resource-Policy": "same-origin", "X-Frame-Options": "DENY"}
+PAGES = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+         "/style.css": ("style.css", "text/css; charset=utf-8")}
+ROUTES = {**{path: "GET" for path in PAGES}, "/favicon.ico": "GET", "/api/info": "GET", "/api/sample": "GET",
+          "/api/predict": "POST"}
+JSON_TYPE = "application/json"
+
+
+def read_pages():
+    """path -> (bytes, content type) of the page's files, shipped as package data in nanocnn/assets/web."""
+    web = resources.files("nanocnn").joinpath("assets", "web")
+    return {path: (web.joinpath(name).read_bytes(), kind) for path, (name, kind) in PAGES.items()}
+
+
+def is_loopback(host):
+    """True for localhost and loopback addresses (127.0.0.0/8, ::1): the only hosts that keep the page private."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def exposure_warning(host):
+    """The one-line warning printed when the server listens on a non-loopback address, or None."""
+    if is_loopback(host):
+        return None
+    return (f"warning: listening on {host}, not on 127.0.0.1: the page and its API are reachable from other "
+            "machines that can reach this one")
+
+
+def bracketed(host):
+    """An IPv6 address in a URL or Host header is written in brackets: ::1 -> [::1]."""
+    return f"[{host}]" if ":" in host else host
+
+
+class Server(ThreadingHTTPServer):
+    """ThreadingHTTPServer on IPv4 or IPv6, with the API and the names it answers to."""
+
+    daemon_threads = True        # requests still running do not hold up the exit
+    request_queue_size = 64
+
+    def __init__(self, host, port, api=None, quiet=False):
+        self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        super().__init__((host, port), Handler)
+        self.api, self.quiet, self.pages = api, quiet, read_pages()
+        self.port = self.server_address[1]
+        names = {"127.0.0.1", "localhost", "[::1]", bracketed(host.lower())}
+        self.hosts = {f"{name}:{self.port}" for name in names} | (names if self.port == 80 else set())
+        # Bound to every interface, the page is opened by the machine's address, which no DNS name can
+        # rebind to: any IP literal with our port is one of our own names.
+        self.any_ip = host in ("0.0.0.0", "::", "")
+
+    def server_bind(self):
+        """Bind without HTTPServer's reverse DNS lookup of the address (slow, or stuck, offline)."""
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+    def url(self, host):
+        return f"http://{bracketed(host)}:{self.port}/"
+
+    def own_host(self, value):
+        """Is this Host header one of the server's own names (host:port)?"""
+        value = value.strip().lower()
+        if value in self.hosts:
+            return True
+        name, sep, port = value.rpartition(":")
+        if not (self.any_ip and sep and port == str(self.port)):
+            return False
+        try:
+            ipaddress.ip_address(name[1:-1] if name.startswith("[") and name.endswith("]") else name)
+        except ValueError:
+            return False
+        return True
+
+    def handle_error(self, request, client_address):
+        """An exception that escaped a handler (a client gone, a timeout): one line, or a bug's traceback."""
+        error = sys.exc_info()[1]
+        if isinstance(error, (ConnectionError, TimeoutError)):
+            log(f"{client_address[0]} connection dropped: {type(error).__name__}")
+        else:
+            log(f"{client_address[0]} internal error:\n{traceback.format_exc().rstrip()}")
+
+
+def log(line):
+    print(f"{time.strftime('%H:%M:%S')} {line}", file=sys.stderr, flush=True)
+
+
+def printable(text, limit=120):
+    """Client-supplied text as it may appear in the log: printable ASCII, cut to ``limit``."""
+    text = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+class Handler(BaseHTTPRequestHandler):
+    """Answers one connection's requests: the fixed routes, JSON errors, the security headers on every answer."""
+
+    protocol_version = "HTTP/1.1"     # keep-alive: every answer has a Content-Length; errors close the connection
+    default_request_version = "HTTP/1.0"   # not 0.9: a garbled request line still gets a status line and headers
+    timeout = TIMEOUT
+
+    def version_string(self):
+        return "nanocnn"
+
+    def handle_expect_100(self):
+        """`100 Continue` only for a body we may read: a client that asks first never sends one too large."""
+        length = self.headers.get("Content-Length", "")
+        if length.isascii() and length.isdigit() and int(length) <= MAX_BODY:
+            return super().handle_expect_100()
+        return True
+
+    def do_GET(self):
+        self.answer()
+
+    do_HEAD = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_GET
+
+    def answer(self):
+        start = time.perf_counter()
+        try:
+            status, body, kind = self.route()
+        except UserError as e:
+            status, body, kind = 400, error_json(e), JSON_TYPE
+        except ApiError as e:
+            status, body, kind = e.status, error_json(e), JSON_TYPE
+        except TimeoutError:
+            status, body, kind = 408, error_json("the request body did not arrive in time"), JSON_TYPE
+        except Exception:   # a bug: a generic 500, the traceback in the log only, and serve on
+            log(f"{self.client_address[0]} {self.command} {printable(self.path)}: internal error\n"
+                f"{traceback.format_exc().rstrip()}")
+            status, body, kind = 500, error_json("internal error (the server's log has the details)"), JSON_TYPE
+        self.send(status, body, kind)
+        if not self.server.quiet or status >= 500:
+            log(f"{self.client_address[0]} {self.command} {printable(self.path)} {status} "
+                f"{(time.perf_counter() - start) * 1000:.1f} ms")
+
+    def route(self):
+        """-> (status, body bytes, content type). Raises UserError (400) or ApiError for a refusal."""
+        if not self.server.own_host(self.headers.get("Host", "")):
+            raise ApiError(403, f"Host {printable(self.headers.get('Host', '(none)'), 60)!r} is not this server's "
+                                f"(use {self.server.url('127.0.0.1')})")
+        path, _, query = self.path.partition("?")
+        if path not in ROUTES:
+            raise ApiError(404, f"no such page: {printable(path, 60)}")
+        method = "GET" if self.command == "HEAD" else self.command
+        if method != ROUTES[path]:
+            raise ApiError(405, f"{path} takes {ROUTES[path]}, not {printable(self.command, 20)}")
+        if query and path != "/api/sample":
+            raise UserError(f"{path} takes no query string, got {printable(query, 60)!r}")
+        api = self.server.api
+        if path in self.server.pages:
+            body, kind = self.server.pages[path]
+            return 200, body, kind
+        if path == "/favicon.ico":
+            return 204, b"", None
+        if path == "/api/info":
+            return 200, to_json(api.info()), JSON_TYPE
+        if path == "/api/sample":
+            return 200, to_json(api.sample(query)), JSON_TYPE
+        return 200, to_json(api.predict(self.read_json())), JSON_TYPE
+
+    def read_json(self):
+        """The POST body as JSON, checked in this order: Origin 403, length 411/400/413, type 415, JSON 400."""
+        origin = self.headers.get("Origin")
+        if origin is not None and origin.lower() != f"http://{self.headers.get('Host', '').strip().lower()}":
+            raise ApiError(403, f"Origin {printable(origin, 60)!r} is not this server's")
+        length = self.headers.get("Content-Length")
+        if length is None or "Transfer-Encoding" in self.headers:
+            raise ApiError(411, "a POST needs a Content-Length header (chunked bodies are not accepted)")
+        if not (length.isascii() and length.isdigit()) or len(length) > 12:
+            raise UserError(f"Content-Length must be a number of bytes, got {printable(length, 20)!r}")
+        if int(length) > MAX_BODY:
+            raise ApiError(413, f"the body is {int(length):,} bytes, more than the {MAX_BODY:,} allowed")
+        kind, _, params = self.headers.get("Content-Type", "").partition(";")
+        charset = params.strip().lower().replace('"', "")
+        if kind.strip().lower() != JSON_TYPE or charset not in ("", "charset=utf-8"):
+            raise ApiError(415, f"the body must be {JSON_TYPE} (UTF-8), got "
+                                f"{printable(self.headers.get('Content-Type', '(none)'), 60)!r}")
+        raw = self.rfile.read(int(length))
+        if len(raw) != int(length):
+            raise UserError(f"the body ended after {len(raw)} of its {int(length)} bytes")
+        try:
+            return json.loads(raw.decode("utf-8"), parse_constant=refuse_constant)
+        except (UnicodeDecodeError, ValueError) as e:   # JSONDecodeError is a ValueError
+            raise UserError(f"the body is not valid JSON: {str(e).splitlines()[0]}") from None
+        except RecursionError:
+            raise UserError("the body is not valid JSON: nested too deeply") from None
+
+    def send(self, status, body, kind):
+        """Write one answer with the common headers; an error closes the connection (its body may be unread)."""
+        self.send_response(status)
+        for name, value in COMMON_HEADERS.items():
+            self.send_header(name, value)
+        if kind:
+            self.send_header("Content-Type", kind)
+        path = getattr(self, "path", "").partition("?")[0]   # unset when the request line was malformed
+        self.send_header("Cache-Control", "no-cache" if path in PAGES and status == 200 else "no-store")
+        if status == 405:
+            self.send_header("Allow", "GET, HEAD" if ROUTES[path] == "GET" else "POST")
+        if status != 204:
+            self.send_header("Content-Length", str(len(body)))
+        if status >= 400:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD" and body:
+            self.wfile.write(body)
+        if status >= 400:
+            self.linger()
+
+    def linger(self):
+        """Before closing after an error, read and drop what the client still sends (at most 1 MiB, 1 s):
+        closing a socket with unread data resets the connection, and the client could lose our answer."""
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(0.25)
+            deadline, dropped = time.monotonic() + 1, 0
+            while time.monotonic() < deadline and dropped <= MAX_BODY:
+                chunk = self.connection.recv(65536)
+                if not chunk:
+                    break
+                dropped += len(chunk)
+        except OSError:
+            pass
+
+    def send_error(self, code, message=None, explain=None):
+        """http.server's own refusals (a malformed request line, a header too long, an unknown method) as JSON."""
+        self.send(code, error_json(message or "bad request"), JSON_TYPE)
+
+    def log_request(self, code="-", size="-"):
+        pass   # answer() logs each request once, with its time
+
+    def log_message(self, format, *args):
+        log(f"{self.client_address[0]} {printable(format % args)}")
+
+
+def refuse_constant(name):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def error_json(error):
+    return to_json({"error": str(error).splitlines()[0] if str(error) else "error"})
+
+
+def to_json(value):
+    return json.dumps(value, separators=(",", ":"), allow_nan=False).encode()
+
+
+def serve(make_api, host="127.0.0.1", port=8000, quiet=False):
+    """Listen on host:port (0: any free port), make the API (``make_api()``: loading test images takes a few
+    seconds, so a port already taken fails first), print `serving on http://HOST:PORT/`, and answer until
+    Ctrl-C or SIGTERM; then close the socket and return."""
+    import signal
+
+    from .blas import single_thread
+
+    try:
+        server = Server(host, port, quiet=quiet)
+    except OSError as e:
+        raise UserError(f"cannot listen on {bracketed(host)}:{port}: {e.strerror or e}") from None
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()   # only the main thread may set handlers
+    previous = signal.signal(signal.SIGTERM, stop) if main else None
+    try:
+        server.api = make_api()
+        warning = exposure_warning(host)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+        print(f"serving on {server.url(host)}", flush=True)   # connections made from now on are answered
+        # Requests run on threads of their own, BLAS on one thread each (held here: OpenBLAS takes its
+        # thread count from the main thread only), or its threads would fight them for the cores.
+        with single_thread():
+            server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr, flush=True)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+        server.server_close()
