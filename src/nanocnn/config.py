@@ -43,24 +43,35 @@ def choice(options):
 class Config:
     """A training run. Fields left None take the preset's value, else the field's fallback, when resolved."""
 
-    preset: str = setting("architecture and hyperparameters (see `nanocnn summary --preset NAME`)", "default",
-                          metavar="NAME")
-    data: str = setting("an .npz (trainimages, trainlabels, testimages, testlabels) or a folder of the four IDX "
-                        "files (default: the bundled MNIST)", metavar="PATH")
+    preset: str = setting(
+        "architecture and hyperparameters (see `nanocnn summary --preset NAME`)", "default", metavar="NAME"
+    )
+    data: str = setting(
+        "an .npz (trainimages, trainlabels, testimages, testlabels) or a folder of the four IDX "
+        "files (default: the bundled MNIST)",
+        metavar="PATH",
+    )
     epochs: int = setting("passes over the training set", kind=int, check=integer(1), metavar="N", resumable=True)
     batch_size: int = setting("images per optimizer step", kind=int, check=integer(1), metavar="N")
     lr: float = setting("learning rate", kind=float, check=real(0, low_open=True), metavar="X")
     optimizer: str = setting("sgd or adam", check=choice(OPTIMIZERS))
     momentum: float = setting("SGD momentum", 0.0, float, real(0, 1, high_open=True), "X")
     weight_decay: float = setting("L2 penalty added to the gradient", 0.0, float, real(0), "X")
-    schedule: str = setting("learning-rate schedule: constant or cosine (decay to 0 over the run)", "constant",
-                            check=choice(SCHEDULES))
+    schedule: str = setting(
+        "learning-rate schedule: constant or cosine (decay to 0 over the run)", "constant", check=choice(SCHEDULES)
+    )
     shuffle: bool = setting("shuffle the training set every epoch", True, bool, boolean)
     seed: int = setting("seed of the run's one random generator", 0, int, integer(0), "N")
     limit_train: int = setting("use the first N training images", kind=int, check=integer(1), metavar="N")
     limit_test: int = setting("use the first N test images", kind=int, check=integer(1), metavar="N")
-    threads: int = setting("threads per process (default: every usable CPU, at most 8); changes the speed, never "
-                           "the numbers", kind=int, check=integer(1), metavar="N", run=False)
+    threads: int = setting(
+        "threads per process (default: every usable CPU, at most 8; with --distributed, the "
+        "rank's share of its machine's); changes the speed, never the numbers",
+        kind=int,
+        check=integer(1),
+        metavar="N",
+        run=False,
+    )
 
     def resolved(self) -> Config:
         """A copy with every None replaced by the preset's value or the fallback (machine settings stay), checked."""

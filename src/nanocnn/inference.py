@@ -3,24 +3,27 @@
 import numpy as np
 
 from .losses import log_softmax
-from .parallel import DataParallel
+from .parallel import LOCAL, DataParallel
 
 
-def predict_logits(model, images, threads=None):
+def predict_logits(model, images, threads=None, world=LOCAL):
     """images : (N, C, H, W) -> logits (N, K), in eval mode, the model's pieces spread over threads.
 
     threads: None for every usable CPU (at most 8), or a count; the numbers do not depend on it.
-    The model is left in the mode it was in.
+    world: in an MPI job (distributed.py) each process computes its share of the pieces, and every
+    process gets all the logits. The model is left in the mode it was in.
     """
     piece = model.piece_size(images.shape[1:], images.dtype)
+    pieces = [images[i : i + piece] for i in range(0, len(images), piece)]
+    mine = world.share(len(pieces))  # in one process: all of them
     was_training = model.training
     model.eval()
     try:
         with DataParallel(model, threads) as parallel:
-            chunks = parallel.map(lambda m, x: m(x), [images[i : i + piece] for i in range(0, len(images), piece)])
+            chunks = parallel.map(lambda m, x: m(x), pieces[mine.start : mine.stop])
     finally:
         model.train(was_training)
-    return np.concatenate(chunks)
+    return world.gather(chunks)
 
 
 def predict_proba(model, images, threads=None):
@@ -28,12 +31,12 @@ def predict_proba(model, images, threads=None):
     return np.exp(log_softmax(predict_logits(model, images, threads)))
 
 
-def evaluate(model, split, threads=None):
-    """Returns (mean cross-entropy, accuracy, predicted labels (N,)) on a data.Split.
+def evaluate(model, split, threads=None, world=LOCAL):
+    """Returns (mean cross-entropy, accuracy, predicted labels (N,)) on a data.Split (world: as for predict_logits).
 
     The loss is computed from log-softmax of the logits, never as log(p): p can underflow to 0.
     """
-    logp = log_softmax(predict_logits(model, split.images, threads))
+    logp = log_softmax(predict_logits(model, split.images, threads, world))
     loss = -logp[np.arange(len(logp)), split.labels].mean(dtype=np.float64)
     predicted = logp.argmax(axis=1)
     return float(loss), float((predicted == split.labels).mean()), predicted

@@ -12,8 +12,11 @@ KINDS = {int: integer, float: number, str: str}
 def register(sub):
     from ..presets import PRESETS
 
-    t = sub.add_parser("train", help="train a preset on MNIST or your data",
-                       description="Train a preset. Options left out take the preset's value.")
+    t = sub.add_parser(
+        "train",
+        help="train a preset on MNIST or your data",
+        description="Train a preset. Options left out take the preset's value.",
+    )
     t.set_defaults(run=run)
     for f in fields(Config):
         meta = f.metadata
@@ -34,15 +37,36 @@ def register(sub):
     t.add_argument("--resume", action="store_true", help="continue the run in --out (default: the latest)")
     t.add_argument("--overwrite", action="store_true", help="replace an existing run in --out")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument(
+        "--distributed",
+        action="store_true",
+        help="be one rank of an MPI job: mpiexec -n K nanocnn train --distributed [options] trains on K "
+        "processes or machines, to the same weights as one process (needs pip install 'nanocnn[mpi]')",
+    )
 
 
 def run(args):
+    config = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
+    if args.distributed:  # mpi4py is imported only here
+        from ..distributed import launch
+
+        launch(lambda world: train(config, args, world))
+    else:
+        train(config, args)
+
+
+def train(config, args, world=None):
+    """fit, then the closing lines (rank 0 only: the other ranks of an MPI job print nothing)."""
+    from ..parallel import LOCAL
     from ..plots import curves_if_available
     from ..train import fit
 
-    config = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
-    model, run, test_acc = fit(config, out=args.out, resume=args.resume, overwrite=args.overwrite,
-                               progress=not args.no_progress)
+    world = world or LOCAL
+    model, run, test_acc = fit(
+        config, out=args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress, world=world
+    )
+    if not world.is_root:
+        return
     print(f"saved {run.model_path}")
     curves = curves_if_available(run.path)
     if curves:
