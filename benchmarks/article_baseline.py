@@ -9,6 +9,7 @@ triple-quoted notes that break the loop's indentation), and runs it as a whole p
 
 It prints the article's accuracy line and the wall time of the whole process.
 """
+
 import argparse
 import re
 import subprocess
@@ -39,8 +40,11 @@ def main() -> int:
     parser.add_argument("--print-code", action="store_true", help="print the extracted program and exit")
     args = parser.parse_args()
     if not Path(args.article).is_file():
-        print(f"error: the article text is not at {args.article}: this script runs the article's own code, "
-              f"extracted from it; pass --article PATH", file=sys.stderr)
+        print(
+            f"error: the article text is not at {args.article}: this script runs the article's own code, "
+            f"extracted from it; pass --article PATH",
+            file=sys.stderr,
+        )
         return 2
     code = extract_code(Path(args.article).read_text(encoding="utf-8"), args.data)
     if args.print_code:

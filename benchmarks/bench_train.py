@@ -11,6 +11,7 @@ matrix-product ceiling, the BLAS kernel that ran, the fast layers against refere
 network, and with --rss the peak resident memory of a default `nanocnn train`.
 PyTorch is optional: without it only nanocnn's figures are printed.
 """
+
 import argparse
 import os
 import platform
@@ -25,8 +26,8 @@ import numpy as np
 import nanocnn as nc
 from nanocnn import reference
 from nanocnn.data import batches, load_dataset
-from nanocnn.presets import PRESETS, build_seed
 from nanocnn.parallel import DataParallel
+from nanocnn.presets import PRESETS, build_seed
 from nanocnn.train import predict_proba, train_step
 
 try:
@@ -36,8 +37,14 @@ except ImportError:
 
 
 def article_relu(input_shape, num_classes, rng):
-    return nc.Sequential(nc.Conv2d(1, 16, 8, rng=rng), nc.ReLU(), nc.Conv2d(16, 8, 4, stride=2, rng=rng), nc.ReLU(),
-                         nc.Flatten(), nc.Linear(8 * 9 * 9, num_classes, rng=rng))
+    return nc.Sequential(
+        nc.Conv2d(1, 16, 8, rng=rng),
+        nc.ReLU(),
+        nc.Conv2d(16, 8, 4, stride=2, rng=rng),
+        nc.ReLU(),
+        nc.Flatten(),
+        nc.Linear(8 * 9 * 9, num_classes, rng=rng),
+    )
 
 
 def to_torch(model):
@@ -98,7 +105,7 @@ def inference_torch(model, images):
         start = time.perf_counter()
         with torch.no_grad():
             for i in range(0, len(x), batch):
-                torch.softmax(model(x[i:i + batch]), dim=1)
+                torch.softmax(model(x[i : i + batch]), dim=1)
         best = max(best, len(images) / (time.perf_counter() - start))
     return best
 
@@ -116,7 +123,7 @@ def matmul_ceiling(n=2048, repeats=5):
         start = time.perf_counter()
         a @ a
         times.append(time.perf_counter() - start)
-    return 2 * n ** 3 / statistics.median(times) / 1e9
+    return 2 * n**3 / statistics.median(times) / 1e9
 
 
 def compare(name, build, batch_size, optimizer, lr, data, repeats, threads):
@@ -145,15 +152,17 @@ def compare(name, build, batch_size, optimizer, lr, data, repeats, threads):
         print(f"  ratio nanocnn / PyTorch: {med / tmed:.2f}x")
         reference_model.eval()
     ours_inf, theirs_inf = [], []
-    for _ in range(repeats):                                   # alternated, like the epochs
+    for _ in range(repeats):  # alternated, like the epochs
         ours_inf.append(inference_nanocnn(model, test, threads))
         if torch:
             theirs_inf.append(inference_torch(reference_model, test))
     ours_inf = statistics.median(ours_inf)
     if torch:
         theirs_inf = statistics.median(theirs_inf)
-        print(f"  inference on {len(test):,} test images: nanocnn {ours_inf:,.0f} img/s, PyTorch {theirs_inf:,.0f} "
-              f"img/s (its best batch size), throughput ratio nanocnn / PyTorch {ours_inf / theirs_inf:.2f}")
+        print(
+            f"  inference on {len(test):,} test images: nanocnn {ours_inf:,.0f} img/s, PyTorch {theirs_inf:,.0f} "
+            f"img/s (its best batch size), throughput ratio nanocnn / PyTorch {ours_inf / theirs_inf:.2f}"
+        )
     else:
         print(f"  inference on {len(test):,} test images: nanocnn {ours_inf:,.0f} img/s")
 
@@ -187,8 +196,10 @@ def seed_fast_vs_reference(data, images=32):
             fn()
             runs.append(time.perf_counter() - start)
         timings[name] = statistics.median(runs)
-    print(f"\nseed network, forward + backward of {images} images: fast {timings['fast'] * 1e3:.1f} ms, "
-          f"reference.py {timings['reference'] * 1e3:.0f} ms, {timings['reference'] / timings['fast']:.0f}x faster")
+    print(
+        f"\nseed network, forward + backward of {images} images: fast {timings['fast'] * 1e3:.1f} ms, "
+        f"reference.py {timings['reference'] * 1e3:.0f} ms, {timings['reference'] / timings['fast']:.0f}x faster"
+    )
 
 
 def peak_rss_of_default_train():
@@ -198,12 +209,28 @@ def peak_rss_of_default_train():
     process would report this process's size; the tiny wrapper forks the training run instead.
     """
     with tempfile.TemporaryDirectory() as out:
-        wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-                   "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-                   "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - t, "
-                   "(r.stdout.strip().splitlines() or [r.stderr.strip()])[-1], sep='|')")
-        result = subprocess.run([sys.executable, "-c", wrapper, sys.executable, "-m", "nanocnn", "train",
-                                 "--no-progress", "--out", out + "/run"], capture_output=True, text=True)
+        wrapper = (
+            "import resource, subprocess, sys, time; t = time.perf_counter(); "
+            "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - t, "
+            "(r.stdout.strip().splitlines() or [r.stderr.strip()])[-1], sep='|')"
+        )
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                wrapper,
+                sys.executable,
+                "-m",
+                "nanocnn",
+                "train",
+                "--no-progress",
+                "--out",
+                out + "/run",
+            ],
+            capture_output=True,
+            text=True,
+        )
     peak_kb, seconds, last = result.stdout.strip().split("|")
     print(f"\ndefault `nanocnn train`: peak RSS {int(peak_kb) / 1024:.0f} MB, {float(seconds):.0f} s, {last}")
 
@@ -216,15 +243,23 @@ def main():
     args = parser.parse_args()
 
     from threadpoolctl import threadpool_info
+
     blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
     threads = blas[0]["num_threads"] if blas else os.cpu_count()
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; Python {platform.python_version()}, "
-          f"numpy {np.__version__}, nanocnn {nc.__version__}, PyTorch {torch.__version__ if torch else 'not installed'}")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+        f"Python {platform.python_version()}, "
+        f"numpy {np.__version__}, nanocnn {nc.__version__}, PyTorch {torch.__version__ if torch else 'not installed'}"
+    )
     for info in blas:
-        print(f"BLAS: {info['internal_api']} {info.get('version')}, kernel {info.get('architecture')}, "
-              f"{info['num_threads']} threads")
-    print("OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
-          "OPENBLAS_L2_SIZE=" + os.environ.get("OPENBLAS_L2_SIZE", "(unset)"))
+        print(
+            f"BLAS: {info['internal_api']} {info.get('version')}, kernel {info.get('architecture')}, "
+            f"{info['num_threads']} threads"
+        )
+    print(
+        "OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
+        "OPENBLAS_L2_SIZE=" + os.environ.get("OPENBLAS_L2_SIZE", "(unset)"),
+    )
     print(f"nanocnn threads: {threads} (each batch's parts in parallel, BLAS at 1 thread meanwhile)")
     if torch:
         torch.set_num_threads(threads)
@@ -234,8 +269,16 @@ def main():
     data = load_dataset(limit_train=args.limit_train)
     default = PRESETS["default"]
     compare("a: article network + ReLU", article_relu, 64, "adam", 1e-3, data, args.repeats, threads)
-    compare("b: default preset", default.build, default.batch_size, default.optimizer, default.lr, data,
-            args.repeats, threads)
+    compare(
+        "b: default preset",
+        default.build,
+        default.batch_size,
+        default.optimizer,
+        default.lr,
+        data,
+        args.repeats,
+        threads,
+    )
     seed_fast_vs_reference(data)
     if args.rss:
         peak_rss_of_default_train()

@@ -82,8 +82,9 @@ POOL_SWEEP = pool_sweep(200) + POOL_EDGE_CASES
 
 
 def conv_layer(case, rng, dtype=np.float64):
-    layer = nc.Conv2d(case.C, case.F, (case.KH, case.KW), stride=(case.SH, case.SW), padding=(case.PH, case.PW),
-                      dtype=dtype, rng=rng)
+    layer = nc.Conv2d(
+        case.C, case.F, (case.KH, case.KW), stride=(case.SH, case.SW), padding=(case.PH, case.PW), dtype=dtype, rng=rng
+    )
     layer.bias.data[:] = rng.standard_normal(case.F)
     return layer
 
@@ -143,9 +144,15 @@ def check_layer_gradients(layer, x, rng, tol=1e-7):
 def small_net(rng, dtype=np.float64, dropout=0.0, classes=5):
     """conv-relu-pool-conv(stride 2)-relu-dropout-flatten-linear for (N, 1, 10, 10) inputs."""
     return nc.Sequential(
-        nc.Conv2d(1, 4, 3, padding=1, dtype=dtype, rng=rng), nc.ReLU(), nc.MaxPool2d(2),
-        nc.Conv2d(4, 6, 3, stride=2, dtype=dtype, rng=rng), nc.ReLU(), nc.Dropout(dropout, rng=rng), nc.Flatten(),
-        nc.Linear(6 * 2 * 2, classes, dtype=dtype, rng=rng))
+        nc.Conv2d(1, 4, 3, padding=1, dtype=dtype, rng=rng),
+        nc.ReLU(),
+        nc.MaxPool2d(2),
+        nc.Conv2d(4, 6, 3, stride=2, dtype=dtype, rng=rng),
+        nc.ReLU(),
+        nc.Dropout(dropout, rng=rng),
+        nc.Flatten(),
+        nc.Linear(6 * 2 * 2, classes, dtype=dtype, rng=rng),
+    )
 
 
 def batch(rng, n, dtype=np.float64, classes=5):
@@ -164,19 +171,25 @@ def write_idx(path, array, type_byte=0x08, gz=False):
 
 def write_idx_folder(folder, train_x, train_y, test_x, test_y, gz=False):
     folder.mkdir(parents=True, exist_ok=True)
-    for name, array in (("train-images-idx3-ubyte", train_x), ("train-labels-idx1-ubyte", train_y),
-                        ("t10k-images-idx3-ubyte", test_x), ("t10k-labels-idx1-ubyte", test_y)):
+    for name, array in (
+        ("train-images-idx3-ubyte", train_x),
+        ("train-labels-idx1-ubyte", train_y),
+        ("t10k-images-idx3-ubyte", test_x),
+        ("t10k-labels-idx1-ubyte", test_y),
+    ):
         write_idx(folder / name, array, gz=gz)
     return folder
 
 
 def random_dataset(rng, n_train=40, n_test=20, shape=(12, 10), classes=3):
     """uint8 images whose class is written into their brightness, so a model can learn them."""
+
     def make(n):
         labels = rng.integers(0, classes, n).astype(np.uint8)
         images = rng.integers(0, 60, (n,) + shape).astype(np.uint8)
         images[:, : shape[0] // 2] += (labels * 60).astype(np.uint8).reshape((n,) + (1,) * len(shape))
         return images, labels
+
     return make(n_train) + make(n_test)
 
 

@@ -4,6 +4,7 @@ Needs Debian's Chromium (or NANOCNN_CHROMIUM) and the playwright package; withou
 unless NANOCNN_REQUIRE_BROWSER=1 (as in CI), where they fail. NANOCNN_SCREENSHOT=docs/serve.png also writes
 the README's screenshot (desktop size, after drawing a digit).
 """
+
 import importlib.util
 import math
 import os
@@ -99,8 +100,10 @@ def arc(cx, cy, rx, ry, start, end, n=24):
 DIGITS = {
     "1": [[(0.53, 0.14), (0.50, 0.50), (0.47, 0.86)]],
     "0": [arc(0.5, 0.5, 0.24, 0.35, -90, 275, 28)],
-    "2": [arc(0.5, 0.34, 0.21, 0.19, 200, 380, 16) + [(0.60, 0.55), (0.44, 0.70), (0.28, 0.84), (0.52, 0.84),
-                                                     (0.76, 0.83)]],
+    "2": [
+        arc(0.5, 0.34, 0.21, 0.19, 200, 380, 16)
+        + [(0.60, 0.55), (0.44, 0.70), (0.28, 0.84), (0.52, 0.84), (0.76, 0.83)]
+    ],
 }
 
 
@@ -134,16 +137,19 @@ def api_answer(page):
 
 
 def bar_widths(page):
-    page.wait_for_timeout(250)                           # the bars' width transition (0.12 s) is over
+    page.wait_for_timeout(250)  # the bars' width transition (0.12 s) is over
     return page.eval_on_selector_all("#probabilities .bar", "bars => bars.map(b => b.getBoundingClientRect().width)")
 
 
 def drawn(page, selector):
     """For each canvas matching selector: how many distinct colours it holds (1 = blank)."""
-    return page.eval_on_selector_all(selector, """canvases => canvases.map(c => {
+    return page.eval_on_selector_all(
+        selector,
+        """canvases => canvases.map(c => {
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data, seen = new Set();
         for (let i = 0; i < d.length; i += 4) seen.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
-        return seen.size; })""")
+        return seen.size; })""",
+    )
 
 
 def check_views(page, answer):
@@ -191,7 +197,7 @@ def save_screenshot(page, path):
 
 def test_traced_mnist_digits_get_the_api_s_answer_for_the_same_pixels(page):
     data = np.load(bundled_path())
-    images, labels = data["testimages"][:3], data["testlabels"][:3]      # a 7, a 2 and a 1
+    images, labels = data["testimages"][:3], data["testlabels"][:3]  # a 7, a 2 and a 1
     right = 0
     for image, label in zip(images, labels):
         shown = trace(page, image)
@@ -216,15 +222,16 @@ def test_random_test_images_and_mistakes_fill_the_views(page):
         info = page.inner_text("#sample-info")
         match = re.search(r"label (\d), predicted (\d)$", info)
         assert match and match[1] != match[2] and page.inner_text("#prediction") == match[2], info
-    assert drawn(page, "#pad")[0] > 2                                  # the test image is on the pad
+    assert drawn(page, "#pad")[0] > 2  # the test image is on the pad
     page.click("#clear")
     assert page.inner_text("#prediction") == page.inner_text("#sample-info") == ""
 
 
 def test_a_phone_layout_and_a_touch_stroke_that_does_not_scroll(browser, server):
-    with opened(browser, server, {"width": 360, "height": 800}, has_touch=True, is_mobile=True,
-                device_scale_factor=2) as page:
-        assert page.evaluate("document.documentElement.scrollWidth") <= 360        # no horizontal scrollbar
+    with opened(
+        browser, server, {"width": 360, "height": 800}, has_touch=True, is_mobile=True, device_scale_factor=2
+    ) as page:
+        assert page.evaluate("document.documentElement.scrollWidth") <= 360  # no horizontal scrollbar
         assert page.eval_on_selector("#pad", "p => getComputedStyle(p).touchAction") == "none"
         page.evaluate("window.scrollTo(0, 60)")
         before = page.evaluate("window.scrollY")
@@ -233,7 +240,7 @@ def test_a_phone_layout_and_a_touch_stroke_that_does_not_scroll(browser, server)
         x = box["x"] + box["width"] / 2
         points = [box["y"] + box["height"] * t for t in np.linspace(0.15, 0.85, 12)]
         cdp.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": points[0]}]})
-        for y in points[1:]:                # a downward swipe: it would scroll the page, were it not a stroke
+        for y in points[1:]:  # a downward swipe: it would scroll the page, were it not a stroke
             cdp.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
         cdp.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
         assert settled(page) == "1" and page.evaluate("window.scrollY") == before

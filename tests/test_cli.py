@@ -1,4 +1,5 @@
 """The command line as a user meets it: train, resume, evaluate, predict, summary, and clean errors."""
+
 import json
 import os
 import pickle
@@ -11,8 +12,8 @@ import numpy as np
 import pytest
 
 import nanocnn as nc
-from nanocnn.cli import main
 from helpers import random_dataset, write_idx_folder, write_npz
+from nanocnn.cli import main
 
 SMALL = ["--limit-train", "300", "--limit-test", "100", "--no-progress"]
 
@@ -25,8 +26,9 @@ def run_cli(capsys, *argv):
 
 def cli_process(*argv, **kwargs):
     """The installed command, as a whole process (python -m nanocnn)."""
-    return subprocess.run([sys.executable, "-m", "nanocnn", *map(str, argv)], capture_output=True, text=True,
-                          timeout=300, **kwargs)
+    return subprocess.run(
+        [sys.executable, "-m", "nanocnn", *map(str, argv)], capture_output=True, text=True, timeout=300, **kwargs
+    )
 
 
 def test_train_seed_preset_writes_a_run(tmp_path, capsys):
@@ -38,7 +40,7 @@ def test_train_seed_preset_writes_a_run(tmp_path, capsys):
     assert sorted(os.listdir(tmp_path / "run")) == ["config.json", "metrics.csv", "model.npz"]
     umask = os.umask(0o022)
     os.umask(umask)
-    assert (tmp_path / "run" / "model.npz").stat().st_mode & 0o777 == 0o666 & ~umask   # not mkstemp's 0600
+    assert (tmp_path / "run" / "model.npz").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     assert json.loads((tmp_path / "run" / "config.json").read_text())["preset"] == "seed"
     model, meta, arrays = nc.load(tmp_path / "run" / "model.npz")
     assert meta["epoch"] == 1 and meta["input_shape"] == [1, 28, 28] and "optim/steps" in arrays
@@ -69,12 +71,15 @@ def test_an_existing_run_is_never_overwritten_unless_asked(tmp_path, capsys):
 def test_resume_after_sigkill_in_the_second_epoch_is_bit_identical_even_on_other_threads(tmp_path):
     args = ["train", "--epochs", "3", "--limit-train", "2000", "--limit-test", "200", "--no-progress"]
     assert cli_process(*args, "--threads", "2", "--out", tmp_path / "full").returncode == 0
-    proc = subprocess.Popen([sys.executable, "-m", "nanocnn", *args, "--threads", "2", "--out", str(tmp_path / "cut")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nanocnn", *args, "--threads", "2", "--out", str(tmp_path / "cut")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     metrics = tmp_path / "cut" / "metrics.csv"
     deadline = time.time() + 120
     while not (metrics.exists() and len(metrics.read_text().splitlines()) == 2) and time.time() < deadline:
-        time.sleep(0.01)                          # epoch 1's checkpoint is written: we are in epoch 2
+        time.sleep(0.01)  # epoch 1's checkpoint is written: we are in epoch 2
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL and nc.load(tmp_path / "cut" / "model.npz")[1]["epoch"] == 1
@@ -91,7 +96,11 @@ def test_resume_refuses_changed_options(tmp_path, capsys):
     out = tmp_path / "run"
     assert run_cli(capsys, "train", "--preset", "seed", *SMALL, "--out", out)[0] == 0
     status, _, err = run_cli(capsys, "train", "--resume", "--out", out, "--lr", "0.5")
-    assert status == 2 and err.strip() == "error: --resume: --lr 0.5 differs from the run's 0.0003; only --epochs and --threads may change"
+    assert (
+        status == 2
+        and err.strip()
+        == "error: --resume: --lr 0.5 differs from the run's 0.0003; only --epochs and --threads may change"
+    )
 
 
 def test_evaluate_predict_and_summary(tmp_path, capsys):
@@ -101,10 +110,14 @@ def test_evaluate_predict_and_summary(tmp_path, capsys):
     assert status == 0, err
     lines = text.strip().splitlines()
     assert "per-class accuracy:" in lines and lines[-1].startswith("test accuracy: 0.")
-    matrix = [line.split()[1:] for line in lines[lines.index("confusion matrix (rows: true class, columns: predicted):") + 2:-1]]
+    matrix = [
+        line.split()[1:]
+        for line in lines[lines.index("confusion matrix (rows: true class, columns: predicted):") + 2 : -1]
+    ]
     assert len(matrix) == 10 and sum(int(v) for row in matrix for v in row) == 100
     from PIL import Image
-    digit = np.load(nc.data.bundled_path())["testimages"][0]        # a 7, drawn dark on light and larger
+
+    digit = np.load(nc.data.bundled_path())["testimages"][0]  # a 7, drawn dark on light and larger
     Image.fromarray(255 - np.kron(digit, np.ones((3, 3), np.uint8))).save(tmp_path / "seven.png")
     status, text, err = run_cli(capsys, "predict", out, tmp_path / "seven.png")
     assert status == 0, err
@@ -124,7 +137,7 @@ def test_a_pickle_bomb_model_is_refused_without_running(tmp_path, capsys):
 
     path = tmp_path / "evil.npz"
     np.savez(path, __nanocnn__=np.array([Payload()], dtype=object))
-    assert b"pwned" in path.read_bytes()                      # the file really would run code if unpickled
+    assert b"pwned" in path.read_bytes()  # the file really would run code if unpickled
     status, _, err = run_cli(capsys, "evaluate", path)
     assert status == 2 and "pickled objects; refusing" in err and not marker.exists()
     with open(tmp_path / "plain.pkl", "wb") as f:
@@ -136,8 +149,19 @@ def test_a_pickle_bomb_model_is_refused_without_running(tmp_path, capsys):
 def test_other_image_sizes_and_formats_train_without_code_changes(tmp_path, capsys, rng):
     arrays = random_dataset(rng, n_train=120, n_test=40, shape=(17, 13))
     for data in (write_npz(tmp_path / "d.npz", *arrays), write_idx_folder(tmp_path / "idx", *arrays, gz=True)):
-        status, out, err = run_cli(capsys, "train", "--data", data, "--epochs", "3", "--batch-size", "8", "--no-progress",
-                                   "--out", tmp_path / f"run-{data.name}")
+        status, out, err = run_cli(
+            capsys,
+            "train",
+            "--data",
+            data,
+            "--epochs",
+            "3",
+            "--batch-size",
+            "8",
+            "--no-progress",
+            "--out",
+            tmp_path / f"run-{data.name}",
+        )
         assert status == 0, err
         assert "of shape (1, 17, 13), 3 classes" in out and float(out.split()[-1]) > 0.6
 

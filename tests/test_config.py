@@ -1,4 +1,4 @@
-"""Config is the one list of run settings: the CLI's train options, presets' defaults and config.json all come from it."""
+"""Config is the one list of run settings: the train options, the presets' defaults and config.json come from it."""
 
 import json
 from dataclasses import fields
@@ -19,7 +19,10 @@ def test_every_config_field_is_a_train_option_with_its_help_and_type():
     actions = {a.dest: a for a in train_parser()._actions}
     for f in fields(Config):
         action = actions[f.name]
-        assert action.option_strings == [f"--{option(f.name)}", *([f"--no-{option(f.name)}"] if f.type == "bool" else [])]
+        assert action.option_strings == [
+            f"--{option(f.name)}",
+            *([f"--no-{option(f.name)}"] if f.type == "bool" else []),
+        ]
         assert f.metadata["help"] in action.help
     args = train_parser().parse_args(["--batch-size", "32", "--lr", "0.01", "--no-shuffle", "--schedule", "cosine"])
     assert (args.batch_size, args.lr, args.shuffle, args.schedule, args.epochs) == (32, 0.01, False, "cosine", None)
@@ -42,15 +45,18 @@ def test_presets_supply_their_defaults_as_a_config_and_fallbacks_fill_the_rest()
     assert Config().resolved().preset == "default" and Config(lr=0.5).resolved().lr == 0.5
 
 
-@pytest.mark.parametrize("values, message", [
-    (dict(epochs=0), "epochs must be an integer >= 1, got 0"),
-    (dict(batch_size=2.5), "batch-size must be an integer >= 1, got 2.5"),
-    (dict(lr=-1.0), "lr must be a finite number > 0, got -1.0"),
-    (dict(optimizer="rmsprop"), "unknown optimizer 'rmsprop'; choose one of sgd, adam"),
-    (dict(shuffle="yes"), "shuffle must be true or false, got 'yes'"),
-    (dict(preset="huge"), "unknown preset 'huge'; choose one of default, seed"),
-    (dict(threads=0), "threads must be an integer >= 1, got 0"),
-])
+@pytest.mark.parametrize(
+    "values, message",
+    [
+        (dict(epochs=0), "epochs must be an integer >= 1, got 0"),
+        (dict(batch_size=2.5), "batch-size must be an integer >= 1, got 2.5"),
+        (dict(lr=-1.0), "lr must be a finite number > 0, got -1.0"),
+        (dict(optimizer="rmsprop"), "unknown optimizer 'rmsprop'; choose one of sgd, adam"),
+        (dict(shuffle="yes"), "shuffle must be true or false, got 'yes'"),
+        (dict(preset="huge"), "unknown preset 'huge'; choose one of default, seed"),
+        (dict(threads=0), "threads must be an integer >= 1, got 0"),
+    ],
+)
 def test_config_checks_name_the_setting_and_value(values, message):
     with pytest.raises(nc.UserError) as e:
         Config(**values).resolved()

@@ -7,10 +7,10 @@ import threading
 
 import numpy as np
 import pytest
-from helpers import check_layer_gradients, rel_error
 from threadpoolctl import threadpool_info
 
 import nanocnn as nc
+from helpers import check_layer_gradients, rel_error
 from nanocnn.blas import single_thread
 from nanocnn.inference import predict_proba
 from nanocnn.parallel import DataParallel
@@ -64,9 +64,15 @@ class NoisyGate(nc.Module):
 
 
 def custom_net(rng, dtype=np.float32):
-    return nc.Sequential(nc.Conv2d(1, 4, 3, padding=1, dtype=dtype, rng=rng), Scale(4, dtype), nc.ReLU(),
-                         NoisyGate(0.2, rng=rng), nc.MaxPool2d(2), nc.Flatten(), nc.Linear(4 * 5 * 5, 3, dtype=dtype,
-                                                                                            rng=rng))
+    return nc.Sequential(
+        nc.Conv2d(1, 4, 3, padding=1, dtype=dtype, rng=rng),
+        Scale(4, dtype),
+        nc.ReLU(),
+        NoisyGate(0.2, rng=rng),
+        nc.MaxPool2d(2),
+        nc.Flatten(),
+        nc.Linear(4 * 5 * 5, 3, dtype=dtype, rng=rng),
+    )
 
 
 def data(rng, n=96, dtype=np.float32):
@@ -93,7 +99,8 @@ def test_a_custom_first_layer_with_parameters_trains_through_sequential(rng):
 
 
 def test_custom_layers_train_on_two_threads_exactly_as_on_one(rng):
-    """Scale's parameter gets part gradients; NoisyGate's replicas draw their own noise, the same on any thread count."""
+    """Scale's parameter gets part gradients; NoisyGate's replicas draw their own noise, the same on any thread
+    count."""
     results = []
     for threads in (1, 2):
         model = custom_net(np.random.default_rng(3))
@@ -168,9 +175,16 @@ def test_eval_mode_with_gradients_gives_the_input_gradient_without_dropout(rng):
 def test_one_model_shared_by_8_threads_gives_the_serial_outputs():
     """8 threads x 200 eval-mode calls on one model, batches of 1 to 24 images: every output equals the serial one."""
     rng = np.random.default_rng(0)
-    model = nc.Sequential(nc.Conv2d(1, 8, 5, padding=2, rng=rng), nc.ReLU(), nc.MaxPool2d(2),
-                          nc.Conv2d(8, 16, 3, padding=1, rng=rng), nc.ReLU(), nc.Dropout(0.5, rng=rng),
-                          nc.Flatten(), nc.Linear(16 * 8 * 8, 10, rng=rng)).eval()
+    model = nc.Sequential(
+        nc.Conv2d(1, 8, 5, padding=2, rng=rng),
+        nc.ReLU(),
+        nc.MaxPool2d(2),
+        nc.Conv2d(8, 16, 3, padding=1, rng=rng),
+        nc.ReLU(),
+        nc.Dropout(0.5, rng=rng),
+        nc.Flatten(),
+        nc.Linear(16 * 8 * 8, 10, rng=rng),
+    ).eval()
     sizes = rng.integers(1, 25, 8 * 200)
     inputs = [rng.random((int(n), 1, 16, 16), dtype=np.float32) for n in sizes]
     before = [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]

@@ -1,10 +1,11 @@
 """Loading data: the bundled MNIST, .npz and IDX files, scaling, and a clear error for every kind of bad input."""
+
 import numpy as np
 import pytest
 
+from helpers import random_dataset, write_idx, write_idx_folder, write_npz
 from nanocnn import UserError
 from nanocnn.data import batches, bundled_path, load_dataset, read_idx
-from helpers import random_dataset, write_idx, write_idx_folder, write_npz
 
 
 def test_bundled_mnist_is_there_and_scaled():
@@ -37,7 +38,7 @@ def test_channels_last_and_float_images(tmp_path, rng):
 
 def test_labels_given_as_whole_floats_are_accepted(tmp_path, rng):
     x = rng.integers(0, 255, (4, 5, 5)).astype(np.uint8)
-    data = load_dataset(write_npz(tmp_path / "f.npz", x, np.array([0., 1, 2, 1]), x, np.array([2., 1, 0, 0])))
+    data = load_dataset(write_npz(tmp_path / "f.npz", x, np.array([0.0, 1, 2, 1]), x, np.array([2.0, 1, 0, 0])))
     assert data.train.labels.tolist() == [0, 1, 2, 1]
 
 
@@ -54,7 +55,10 @@ def bad_case(name, rng):
         "count mismatch": ((x, y[:5], x, y), "6 training images but 5 training labels"),
         "negative label": ((x, np.array([0, 1, -1, 0, 1, 2]), x, y), "training labels must be >= 0, got -1"),
         "fractional label": ((x, y + 0.5, x, y), "training labels must be whole numbers, got 0.5"),
-        "label out of range": ((x, y, x, np.array([0, 1, 2, 3, 0, 1])), "test labels has label 3, but there are only 3"),
+        "label out of range": (
+            (x, y, x, np.array([0, 1, 2, 3, 0, 1])),
+            "test labels has label 3, but there are only 3",
+        ),
         "nan pixels": ((np.where(x > 100, np.nan, x / 255), y, x, y), "NaN or infinite pixels"),
         "floats out of range": ((x.astype(np.float32), y, x, y), "training images are floats outside [0, 1] (min"),
         "wrong rank": ((x.reshape(6, 25), y, x, y), "training images must have rank 3 (N, H, W) or 4"),
@@ -67,9 +71,23 @@ def bad_case(name, rng):
     return cases[name]
 
 
-@pytest.mark.parametrize("name", ["count mismatch", "negative label", "fractional label", "label out of range",
-                                  "nan pixels", "floats out of range", "wrong rank", "no images", "int images",
-                                  "string labels", "one class", "shape mismatch"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "count mismatch",
+        "negative label",
+        "fractional label",
+        "label out of range",
+        "nan pixels",
+        "floats out of range",
+        "wrong rank",
+        "no images",
+        "int images",
+        "string labels",
+        "one class",
+        "shape mismatch",
+    ],
+)
 def test_bad_npz_data(name, tmp_path, rng):
     arrays, message = bad_case(name, rng)
     with pytest.raises(UserError) as e:
@@ -84,15 +102,20 @@ def test_missing_corrupt_and_foreign_files(tmp_path, rng):
     with pytest.raises(UserError, match="not a readable .npz archive"):
         load_dataset(tmp_path / "junk.npz")
     good = write_npz(tmp_path / "good.npz", *random_dataset(rng))
-    (tmp_path / "cut.npz").write_bytes(good.read_bytes()[:len(good.read_bytes()) // 2])
+    (tmp_path / "cut.npz").write_bytes(good.read_bytes()[: len(good.read_bytes()) // 2])
     with pytest.raises(UserError, match="cut.npz"):
         load_dataset(tmp_path / "cut.npz")
     np.savez(tmp_path / "keys.npz", images=np.zeros(3))
     with pytest.raises(UserError, match=r"lacks the keys \['testimages', 'testlabels', 'trainimages', 'trainlabels'\]"):
         load_dataset(tmp_path / "keys.npz")
     arrays = random_dataset(rng)
-    np.savez(tmp_path / "pickled.npz", trainimages=arrays[0], trainlabels=np.array([{"a": 1}] * 40, dtype=object),
-             testimages=arrays[2], testlabels=arrays[3])
+    np.savez(
+        tmp_path / "pickled.npz",
+        trainimages=arrays[0],
+        trainlabels=np.array([{"a": 1}] * 40, dtype=object),
+        testimages=arrays[2],
+        testlabels=arrays[3],
+    )
     with pytest.raises(UserError, match="pickled objects; refusing"):
         load_dataset(tmp_path / "pickled.npz")
 

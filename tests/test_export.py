@@ -3,6 +3,7 @@
 onnx, onnxruntime and safetensors are test extras; PyTorch is optional (its tests skip without it).
 Every ONNX comparison runs onnxruntime on one thread, in float32, at batch sizes 1 and 7 from one file.
 """
+
 import json
 import os
 import pickle
@@ -31,6 +32,7 @@ from nanocnn.validation import UserError
 
 # ---------------------------------------------------------------------------------------------- helpers
 
+
 def randomize_biases(model, rng):
     """nanocnn starts biases at zero, which would hide a bias exported wrongly: give them random values."""
     for name, p in model.named_parameters():
@@ -53,8 +55,18 @@ def random_model(seed, dtype=np.float32):
         C, H, W = shape
         PH, PW = (int(v) for v in r.integers(0, 3, size=2))
         KH, KW = int(r.integers(1, min(5, H + 2 * PH) + 1)), int(r.integers(1, min(5, W + 2 * PW) + 1))
-        layers.append(nc.Conv2d(C, int(r.integers(2, 6)), (KH, KW), stride=tuple(int(v) for v in r.integers(1, 3, 2)),
-                                padding=(PH, PW), bias=bool(r.integers(2)), dtype=dtype, rng=r))
+        layers.append(
+            nc.Conv2d(
+                C,
+                int(r.integers(2, 6)),
+                (KH, KW),
+                stride=tuple(int(v) for v in r.integers(1, 3, 2)),
+                padding=(PH, PW),
+                bias=bool(r.integers(2)),
+                dtype=dtype,
+                rng=r,
+            )
+        )
         shape = layers[-1].output_shape(shape)
         if r.random() < 0.7:
             layers.append(nc.ReLU())
@@ -67,8 +79,13 @@ def random_model(seed, dtype=np.float32):
         if r.random() < 0.3:
             layers.append(nc.Dropout(0.5, rng=r))
     hidden = int(r.integers(3, 9))
-    layers += [nc.Flatten(), nc.Linear(int(np.prod(shape)), hidden, bias=bool(r.integers(2)), dtype=dtype, rng=r),
-               nc.ReLU(), nc.Dropout(0.25, rng=r), nc.Linear(hidden, int(r.integers(2, 6)), dtype=dtype, rng=r)]
+    layers += [
+        nc.Flatten(),
+        nc.Linear(int(np.prod(shape)), hidden, bias=bool(r.integers(2)), dtype=dtype, rng=r),
+        nc.ReLU(),
+        nc.Dropout(0.25, rng=r),
+        nc.Linear(hidden, int(r.integers(2, 6)), dtype=dtype, rng=r),
+    ]
     return randomize_biases(nc.Sequential(*layers), r).eval(), input_shape
 
 
@@ -77,25 +94,39 @@ def named_model(name):
     r = np.random.default_rng(len(name))
     if name == "default preset":
         return randomize_biases(build_default((1, 28, 28), 10, r), r).eval(), (1, 28, 28)
-    if name == "conv only, no bias":      # the output stays (N, F, OH, OW): no class count
+    if name == "conv only, no bias":  # the output stays (N, F, OH, OW): no class count
         layers = [nc.Conv2d(2, 3, (3, 5), stride=(2, 1), padding=(0, 2), bias=False, rng=r)]
     elif name == "pool with padding":
-        layers = [nc.Conv2d(1, 4, 2, rng=r), nc.MaxPool2d((3, 2), stride=(1, 2), padding=(1, 1)), nc.ReLU(),
-                  nc.Flatten(), nc.Linear(4 * 8 * 5, 3, rng=r)]
+        layers = [
+            nc.Conv2d(1, 4, 2, rng=r),
+            nc.MaxPool2d((3, 2), stride=(1, 2), padding=(1, 1)),
+            nc.ReLU(),
+            nc.Flatten(),
+            nc.Linear(4 * 8 * 5, 3, rng=r),
+        ]
     elif name == "linear without bias":
         layers = [nc.Flatten(), nc.Dropout(0.9), nc.Linear(81, 4, bias=False, rng=r)]
-    elif name == "dropout only":          # no ONNX node at all but the identity
+    elif name == "dropout only":  # no ONNX node at all but the identity
         layers = [nc.Dropout(0.5)]
     elif name == "nested sequential":
-        layers = [nc.Sequential(nc.Conv2d(1, 2, 3, padding=1, rng=r), nc.ReLU()), nc.MaxPool2d(3),
-                  nc.Sequential(nc.Flatten(), nc.Sequential(nc.Linear(18, 5, rng=r)))]
+        layers = [
+            nc.Sequential(nc.Conv2d(1, 2, 3, padding=1, rng=r), nc.ReLU()),
+            nc.MaxPool2d(3),
+            nc.Sequential(nc.Flatten(), nc.Sequential(nc.Linear(18, 5, rng=r))),
+        ]
     else:
         raise AssertionError(name)
     return randomize_biases(nc.Sequential(*layers), r).eval(), {"conv only, no bias": (2, 7, 9)}.get(name, (1, 9, 9))
 
 
-NAMED = ["default preset", "conv only, no bias", "pool with padding", "linear without bias", "dropout only",
-         "nested sequential"]
+NAMED = [
+    "default preset",
+    "conv only, no bias",
+    "pool with padding",
+    "linear without bias",
+    "dropout only",
+    "nested sequential",
+]
 SEEDS = list(range(12))
 
 
@@ -151,13 +182,14 @@ class Scale(nc.Module):
 
 # ------------------------------------------------------------------------------------------------- ONNX
 
+
 @pytest.mark.parametrize("case", NAMED + SEEDS)
 def test_onnx_runs_like_nanocnn(case, tmp_path):
     model, input_shape = named_model(case) if isinstance(case, str) else random_model(case)
     path = export_onnx(model, tmp_path / "model.onnx", input_shape)
     onnx.checker.check_model(onnx.load(path), full_check=True)
     rng = np.random.default_rng(99)
-    for N in (1, 7):                                  # one file, two batch sizes: the batch dimension is open
+    for N in (1, 7):  # one file, two batch sizes: the batch dimension is open
         x = rng.random((N, *input_shape), dtype=np.float32)
         expected = model(x)
         assert close(run_onnx(path, x), expected, 1e-5), (N, np.abs(run_onnx(path, x) - expected).max())
@@ -194,7 +226,7 @@ def test_onnx_refuses_a_custom_layer_before_writing(tmp_path):
 
 
 def test_onnx_without_the_onnx_package(tmp_path, monkeypatch):
-    monkeypatch.setitem(sys.modules, "onnx", None)    # `import onnx` now raises ImportError
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` now raises ImportError
     model, input_shape = named_model("pool with padding")
     user_error(export_onnx, model, tmp_path / "m.onnx", input_shape, words=("pip install 'nanocnn[export]'",))
     assert list(tmp_path.iterdir()) == []
@@ -211,12 +243,13 @@ def test_onnx_checks_the_shapes_it_is_given(tmp_path):
 
 # ------------------------------------------------------------------------------------------ safetensors
 
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_safetensors_round_trip_is_exact(dtype, tmp_path):
     model, input_shape = random_model(5, dtype=dtype)
     path = save_safetensors(model, tmp_path / "w.safetensors", input_shape, meta={"epoch": 3, "note": "ok"})
-    loaded, meta = load_safetensors(path)                            # the architecture from the file
-    filled, _ = load_safetensors(path, random_model(5, dtype=dtype)[0].eval())   # a model the caller has
+    loaded, meta = load_safetensors(path)  # the architecture from the file
+    filled, _ = load_safetensors(path, random_model(5, dtype=dtype)[0].eval())  # a model the caller has
     for other in (loaded, filled):
         assert other.spec() == model.spec()
         for (name, a), (other_name, b) in zip(model.state_dict().items(), other.state_dict().items()):
@@ -243,10 +276,10 @@ def test_the_safetensors_package_reads_our_files(tmp_path):
 def test_files_written_by_the_safetensors_package_load(tmp_path):
     model, _ = random_model(7)
     r = np.random.default_rng(7)
-    state = {k: r.standard_normal(v.shape) for k, v in model.state_dict().items()}      # float64 arrays
+    state = {k: r.standard_normal(v.shape) for k, v in model.state_dict().items()}  # float64 arrays
     safetensors.numpy.save_file(state, tmp_path / "f64.safetensors", metadata={"format": "np"})
     loaded, meta = load_safetensors(tmp_path / "f64.safetensors", model)
-    assert meta == {"format": "np"}                       # not JSON: kept as the string it is
+    assert meta == {"format": "np"}  # not JSON: kept as the string it is
     assert all(np.array_equal(loaded.state_dict()[k], v.astype(np.float32)) for k, v in state.items())
     half = {k: v.astype(np.float16) for k, v in state.items()}
     safetensors.numpy.save_file(half, tmp_path / "f16.safetensors")
@@ -257,14 +290,24 @@ def test_files_written_by_the_safetensors_package_load(tmp_path):
 
 def test_shape_mismatch_reports_every_problem_at_once(tmp_path):
     big = nc.Sequential(nc.Conv2d(1, 4, 3), nc.Flatten(), nc.Linear(36, 3), nc.Linear(3, 2))
-    small = nc.Sequential(nc.Conv2d(1, 2, 3), nc.Flatten(), nc.Linear(18, 3, bias=False), nc.ReLU(), nc.ReLU(),
-                          nc.Linear(3, 2))
+    small = nc.Sequential(
+        nc.Conv2d(1, 2, 3), nc.Flatten(), nc.Linear(18, 3, bias=False), nc.ReLU(), nc.ReLU(), nc.Linear(3, 2)
+    )
     path = save_safetensors(big, tmp_path / "w.safetensors")
     before = small.state_dict()
-    user_error(load_safetensors, path, small, words=(
-        path, "missing keys ['5.bias', '5.weight']", "unexpected keys ['2.bias', '3.bias', '3.weight']",
-        "0.weight: expected (2, 1, 3, 3), got (4, 1, 3, 3)", "2.weight: expected (3, 18), got (3, 36)"))
-    assert all(np.array_equal(before[k], v) for k, v in small.state_dict().items())    # nothing half-loaded
+    user_error(
+        load_safetensors,
+        path,
+        small,
+        words=(
+            path,
+            "missing keys ['5.bias', '5.weight']",
+            "unexpected keys ['2.bias', '3.bias', '3.weight']",
+            "0.weight: expected (2, 1, 3, 3), got (4, 1, 3, 3)",
+            "2.weight: expected (3, 18), got (3, 36)",
+        ),
+    )
+    assert all(np.array_equal(before[k], v) for k, v in small.state_dict().items())  # nothing half-loaded
 
 
 def test_weights_must_be_finite_floats_and_a_model_is_needed_for_foreign_files(tmp_path):
@@ -282,19 +325,30 @@ def test_weights_must_be_finite_floats_and_a_model_is_needed_for_foreign_files(t
 
 def test_meta_must_be_json(tmp_path):
     model = nc.Sequential(nc.Flatten(), nc.Linear(4, 2))
-    user_error(save_safetensors, model, tmp_path / "w.safetensors", meta={"rng": np.random.default_rng()},
-               words=("meta['rng']", "JSON"))
-    user_error(save_safetensors, nc.Sequential(nc.Sequential(nc.ReLU())), tmp_path / "w.safetensors",
-               words=("layer 0", "Sequential"))
+    user_error(
+        save_safetensors,
+        model,
+        tmp_path / "w.safetensors",
+        meta={"rng": np.random.default_rng()},
+        words=("meta['rng']", "JSON"),
+    )
+    user_error(
+        save_safetensors,
+        nc.Sequential(nc.Sequential(nc.ReLU())),
+        tmp_path / "w.safetensors",
+        words=("layer 0", "Sequential"),
+    )
     assert list(tmp_path.iterdir()) == []
 
 
 # ----------------------------------------------------------------------------------------------- PyTorch
 
+
 @pytest.mark.parametrize("dtype, seed", [(np.float32, s) for s in range(6)] + [(np.float64, s) for s in range(6)])
 def test_pytorch_rebuilds_the_model_from_the_file(dtype, seed, tmp_path):
     torch = pytest.importorskip("torch")
     import safetensors.torch
+
     model, input_shape = random_model(seed, dtype=dtype)
     path = save_safetensors(model, tmp_path / "w.safetensors", input_shape)
     # the three lines of the export module's docstring, word for word (float64: .double() before loading)
@@ -322,11 +376,12 @@ def test_random_models_cover_every_pytorch_option():
 def test_pytorch_initialised_weights_come_back(seed, tmp_path):
     torch = pytest.importorskip("torch")
     import safetensors.torch
+
     model, input_shape = random_model(seed)
     torch.manual_seed(seed)
     torch_model = torch.nn.Sequential(*(getattr(torch.nn, n)(**kw) for n, kw in pytorch_spec(model))).eval()
     safetensors.torch.save_file(torch_model.state_dict(), tmp_path / "torch.safetensors")
-    fresh = from_spec(json.loads(json.dumps(model.spec()))).eval()       # same architecture, other weights
+    fresh = from_spec(json.loads(json.dumps(model.spec()))).eval()  # same architecture, other weights
     loaded, _ = load_safetensors(tmp_path / "torch.safetensors", fresh)
     x = np.random.default_rng(seed).random((7, *input_shape), dtype=np.float32)
     with torch.no_grad():
@@ -337,6 +392,7 @@ def test_pytorch_initialised_weights_come_back(seed, tmp_path):
 def test_bfloat16_and_float16_from_pytorch_convert_exactly(tmp_path):
     torch = pytest.importorskip("torch")
     import safetensors.torch
+
     model, _ = random_model(1)
     torch_model = torch.nn.Sequential(*(getattr(torch.nn, n)(**kw) for n, kw in pytorch_spec(model)))
     for torch_dtype in (torch.bfloat16, torch.float16):
@@ -353,7 +409,7 @@ def test_pytorch_pickles_are_refused_and_never_unpickled(tmp_path):
         (tmp_path / name).write_bytes(trap)
         user_error(load_safetensors, tmp_path / name, words=(name, "does not read PyTorch pickles", "save_file"))
     assert not marker.exists()
-    pickle.loads(trap)                                     # the control: the trap is live
+    pickle.loads(trap)  # the control: the trap is live
     assert marker.exists()
 
 
@@ -368,6 +424,7 @@ def test_torch_save_files_are_refused_by_content(tmp_path):
 
 # ------------------------------------------------------------------------------------------ bad files
 
+
 def test_missing_file_or_a_folder(tmp_path):
     user_error(load_safetensors, tmp_path / "nowhere.safetensors", words=("not found", "nowhere.safetensors"))
     user_error(load_safetensors, tmp_path, words=(tmp_path, "is a folder"))
@@ -379,8 +436,9 @@ def test_every_truncation_is_a_clear_error(tmp_path):
         data = f.read()
     header_end = 8 + struct.unpack("<Q", data[:8])[0]
     cut = tmp_path / "cut.safetensors"
-    for size in sorted(set(range(0, len(data), 5)) | {1, 8, 9, header_end - 1, header_end, header_end + 1,
-                                                      len(data) - 1}):
+    for size in sorted(
+        set(range(0, len(data), 5)) | {1, 8, 9, header_end - 1, header_end, header_end + 1, len(data) - 1}
+    ):
         cut.write_bytes(data[:size])
         message = user_error(read_safetensors, cut, words=(cut,))
         assert any(word in message for word in ("truncated", "too short", "is empty")), (size, message)
@@ -393,6 +451,7 @@ def test_foreign_files_are_named(kind, tmp_path):
         path.write_bytes(np.random.default_rng(0).bytes(300))
     elif kind == "png":
         from PIL import Image
+
         Image.new("L", (4, 4)).save(path, format="PNG")
     elif kind == "npz":
         with open(path, "wb") as f:
@@ -429,8 +488,11 @@ LIES = {
     "not json": (b"{not json", 0, "not valid JSON"),
     "nan": (b'{"__metadata__": {"a": NaN}}', 0, "not valid JSON"),
     "deep nesting": (b'{"a": ' + b"[" * 100_000, 0, "not valid JSON"),
-    "duplicate key": (b'{"w": ' + json.dumps(ENTRY).encode() + b', "w": ' + json.dumps(ENTRY).encode() + b"}", 8,
-                      "duplicate key 'w'"),
+    "duplicate key": (
+        b'{"w": ' + json.dumps(ENTRY).encode() + b', "w": ' + json.dumps(ENTRY).encode() + b"}",
+        8,
+        "duplicate key 'w'",
+    ),
     "not utf-8": (b'{"\xff": 1}', 0, "UTF-8"),
     "a json list": (b"[1]", 0, "not a safetensors file"),
 }
@@ -458,6 +520,7 @@ def test_our_encoder_agrees_with_the_reader_on_awkward_names():
 
 # -------------------------------------------------------------------------------------- writing files
 
+
 @pytest.mark.parametrize("name", ["m.onnx", "m.safetensors"])
 def test_an_existing_output_is_kept_unless_overwrite(name, tmp_path):
     model, input_shape = named_model("pool with padding")
@@ -473,6 +536,7 @@ def test_an_existing_output_is_kept_unless_overwrite(name, tmp_path):
 def test_a_failed_write_leaves_no_output_and_no_temporary(name, tmp_path, monkeypatch):
     def disk_full(fd):
         raise OSError(28, "No space left on device")
+
     monkeypatch.setattr(os, "fsync", disk_full)
     model, input_shape = named_model("pool with padding")
     user_error(export_model, model, tmp_path / name, input_shape, words=(tmp_path / name, "No space left"))
@@ -494,13 +558,29 @@ def test_the_format_comes_from_the_extension(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- the CLI
 
+
 @pytest.fixture(scope="module")
 def seed_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("export-cli") / "run"
     from nanocnn.cli import main
 
-    assert main(["train", "--preset", "seed", "--limit-train", "200", "--limit-test", "50", "--no-progress",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--preset",
+                "seed",
+                "--limit-train",
+                "200",
+                "--limit-test",
+                "50",
+                "--no-progress",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     return out
 
 
@@ -543,4 +623,6 @@ def test_cli_export_and_import_errors(seed_run, tmp_path, capsys):
         assert main(argv) == 2, argv
         err = capsys.readouterr().err
         assert err.startswith("error: ") and err.count("\n") == 1 and message in err, (argv, err)
-    assert existing.read_bytes() == b"keep me" and not (tmp_path / "x.npz").exists() and not (tmp_path / "x.onnx").exists()
+    assert (
+        existing.read_bytes() == b"keep me" and not (tmp_path / "x.npz").exists() and not (tmp_path / "x.onnx").exists()
+    )

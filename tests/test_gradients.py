@@ -2,10 +2,18 @@
 
 import numpy as np
 import pytest
-from helpers import (CONV_SWEEP, POOL_SWEEP, check_layer_gradients, conv_layer, numerical_grad, pool_input,
-                     pool_layer, rel_error)
 
 import nanocnn as nc
+from helpers import (
+    CONV_SWEEP,
+    POOL_SWEEP,
+    check_layer_gradients,
+    conv_layer,
+    numerical_grad,
+    pool_input,
+    pool_layer,
+    rel_error,
+)
 
 
 @pytest.mark.parametrize("case", CONV_SWEEP[:25] + CONV_SWEEP[-4:], ids=str)
@@ -136,8 +144,17 @@ def test_relu_matches_max_with_zero_on_every_memory_layout(rng):
     """ReLU compares against zeros laid out like its input: check odd layouts, reuse and ownership."""
     base = rng.standard_normal((3, 4, 5, 6))
     relu = nc.ReLU()
-    for x in (base, base.transpose(3, 0, 1, 2), base[:, ::2], base[::-1], base[:, :, 1:4], base[:0],
-              base.astype(np.float32).transpose(1, 2, 3, 0), base.transpose(3, 0, 1, 2), base[:1]):
+    for x in (
+        base,
+        base.transpose(3, 0, 1, 2),
+        base[:, ::2],
+        base[::-1],
+        base[:, :, 1:4],
+        base[:0],
+        base.astype(np.float32).transpose(1, 2, 3, 0),
+        base.transpose(3, 0, 1, 2),
+        base[:1],
+    ):
         out = relu(x)
         assert out.dtype == x.dtype and np.array_equal(out, np.maximum(x, 0))
         assert np.array_equal(relu.backward(np.ones_like(x)), (x > 0).astype(x.dtype))
@@ -168,8 +185,11 @@ def test_conv_workspace_is_never_handed_out_and_one_backward_uses_one_forward(rn
         conv.backward(g)
 
 
-@pytest.mark.parametrize("layer", [nc.ReLU(), nc.Flatten(), nc.Dropout(0.3), nc.MaxPool2d(2), nc.Linear(3, 2),
-                                   nc.Conv2d(1, 2, 3)], ids=lambda layer: type(layer).__name__)
+@pytest.mark.parametrize(
+    "layer",
+    [nc.ReLU(), nc.Flatten(), nc.Dropout(0.3), nc.MaxPool2d(2), nc.Linear(3, 2), nc.Conv2d(1, 2, 3)],
+    ids=lambda layer: type(layer).__name__,
+)
 def test_every_layer_refuses_backward_before_forward(layer):
     with pytest.raises(RuntimeError, match="backward needs a forward pass with gradients enabled first"):
         layer.backward(np.zeros((1, 2), np.float32))

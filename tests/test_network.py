@@ -1,4 +1,5 @@
 """Whole networks: gradients through every layer, float32 end to end, input gradient skipping, save/load."""
+
 import numpy as np
 import pytest
 
@@ -8,9 +9,13 @@ from helpers import numerical_grad, rel_error
 
 def small_net(rng, dtype=np.float64):
     return nc.Sequential(
-        nc.Conv2d(2, 3, 3, padding=1, dtype=dtype, rng=rng), nc.ReLU(), nc.MaxPool2d(2),
-        nc.Conv2d(3, 4, (2, 3), stride=(1, 2), dtype=dtype, rng=rng), nc.ReLU(),
-        nc.Flatten(), nc.Linear(4 * 2 * 1, 5, dtype=dtype, rng=rng),
+        nc.Conv2d(2, 3, 3, padding=1, dtype=dtype, rng=rng),
+        nc.ReLU(),
+        nc.MaxPool2d(2),
+        nc.Conv2d(3, 4, (2, 3), stride=(1, 2), dtype=dtype, rng=rng),
+        nc.ReLU(),
+        nc.Flatten(),
+        nc.Linear(4 * 2 * 1, 5, dtype=dtype, rng=rng),
     )
 
 
@@ -34,8 +39,14 @@ def test_whole_network_gradient_check(rng):
 
 
 def test_float32_stays_float32_through_a_training_step(rng):
-    model = nc.Sequential(nc.Conv2d(1, 4, 3, padding=1, rng=rng), nc.ReLU(), nc.MaxPool2d(2), nc.Dropout(0.3, rng=rng),
-                          nc.Flatten(), nc.Linear(4 * 4 * 4, 3, rng=rng))
+    model = nc.Sequential(
+        nc.Conv2d(1, 4, 3, padding=1, rng=rng),
+        nc.ReLU(),
+        nc.MaxPool2d(2),
+        nc.Dropout(0.3, rng=rng),
+        nc.Flatten(),
+        nc.Linear(4 * 4 * 4, 3, rng=rng),
+    )
     opt = nc.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
     x = rng.random((5, 1, 8, 8), dtype=np.float32)
     logits = model(x)
@@ -54,16 +65,17 @@ def test_backward_without_input_grad_skips_the_first_layer_input_gradient(rng, m
     x = rng.standard_normal((2, 2, 6, 7))
     calls = []
     import nanocnn.functional as functional
+
     real = functional.col2im
     monkeypatch.setattr(functional, "col2im", lambda *a, **k: calls.append(1) or real(*a, **k))
     _, d = nc.softmax_cross_entropy(model(x), np.array([0, 1]))
     assert model.backward(d, input_grad=False) is None
-    assert len(calls) == 1                      # only the second conv's input gradient was needed
+    assert len(calls) == 1  # only the second conv's input gradient was needed
     grads = [p.grad.copy() for p in model.parameters()]
     model.zero_grad()
     model(x)
     model.backward(d)
-    assert len(calls) == 3                      # both convs' this time
+    assert len(calls) == 3  # both convs' this time
     assert all(np.array_equal(a, p.grad) for a, p in zip(grads, model.parameters()))
 
 
@@ -104,6 +116,7 @@ def test_state_dict_round_trip_and_strict_errors(rng, tmp_path):
 def test_summary_counts_parameters_and_multiply_adds():
     model = nc.Sequential(nc.Conv2d(1, 2, 3), nc.ReLU(), nc.MaxPool2d(2), nc.Flatten(), nc.Linear(2 * 3 * 3, 4))
     text = model.summary((1, 8, 8))
-    # conv: 2*1*3*3 weights + 2 biases = 20 params; 6*6 outputs * 2 filters * 9 = 648 MACs. linear: 18*4 + 4 = 76; 72 MACs.
+    # conv: 2*1*3*3 weights + 2 biases = 20 params; 6*6 outputs * 2 filters * 9 = 648 MACs.
+    # linear: 18*4 + 4 = 76 params; 72 MACs.
     assert "(2, 6, 6)" in text and "(2, 3, 3)" in text and "(18,)" in text
     assert text.splitlines()[-1].split()[-2:] == ["96", "720"]

@@ -1,4 +1,5 @@
 """Two steps of SGD with momentum and of Adam, against numbers worked by hand."""
+
 import math
 
 import numpy as np
@@ -63,14 +64,17 @@ def test_optimizer_state_round_trip():
     assert p.data[0] == q.data[0] and b.steps == 2
 
 
-@pytest.mark.parametrize("make, message", [
-    (lambda p: nc.SGD(p, lr=0), "SGD: lr must be a finite number > 0, got 0"),
-    (lambda p: nc.SGD(p, lr=float("nan")), "SGD: lr must be a finite number > 0, got nan"),
-    (lambda p: nc.SGD(p, lr=0.1, momentum=1.5), "SGD: momentum must be a finite number >= 0 and < 1, got 1.5"),
-    (lambda p: nc.Adam(p, lr=-1), "Adam: lr must be a finite number > 0, got -1"),
-    (lambda p: nc.Adam(p, betas=(0.9, 1.0)), "Adam: betas must be a finite number >= 0 and < 1, got 1.0"),
-    (lambda p: nc.Adam([], lr=0.1), "Adam: got an empty parameter list"),
-])
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: nc.SGD(p, lr=0), "SGD: lr must be a finite number > 0, got 0"),
+        (lambda p: nc.SGD(p, lr=float("nan")), "SGD: lr must be a finite number > 0, got nan"),
+        (lambda p: nc.SGD(p, lr=0.1, momentum=1.5), "SGD: momentum must be a finite number >= 0 and < 1, got 1.5"),
+        (lambda p: nc.Adam(p, lr=-1), "Adam: lr must be a finite number > 0, got -1"),
+        (lambda p: nc.Adam(p, betas=(0.9, 1.0)), "Adam: betas must be a finite number >= 0 and < 1, got 1.0"),
+        (lambda p: nc.Adam([], lr=0.1), "Adam: got an empty parameter list"),
+    ],
+)
 def test_bad_hyperparameters_are_rejected(make, message):
     with pytest.raises(nc.UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
         make([param(1.0, 0.0)])

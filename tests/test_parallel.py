@@ -1,15 +1,17 @@
 """Data parallelism over threads: the same gradients as one batch, and the same numbers on any thread count."""
+
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from threadpoolctl import threadpool_info
 
 import nanocnn as nc
+from helpers import batch, rel_error, small_net
 from nanocnn.config import Config
 from nanocnn.inference import predict_proba
 from nanocnn.parallel import PART, DataParallel, parts, resolve_threads, sync
 from nanocnn.train import fit, train_step
-from helpers import batch, rel_error, small_net
 
 
 def grads(model):
@@ -52,7 +54,7 @@ def test_gradients_are_bit_identical_on_any_number_of_threads(dropout):
         model = small_net(rng, np.float32, dropout)
         x, y = batch(rng, 100, np.float32)
         with DataParallel(model, threads) as parallel:
-            for _ in range(2):                                   # two steps: the dropout streams move on
+            for _ in range(2):  # two steps: the dropout streams move on
                 parallel.forward_backward(train_step, x, y)
         runs.append(grads(model))
     for other in runs[1:]:
@@ -66,7 +68,7 @@ def test_dropout_replicas_draw_different_masks():
     sync(a, layer, reseed=True)
     sync(b, layer, reseed=True)
     a, b = a(x), b(x)
-    assert not np.array_equal(a, b)                              # parts do not share one mask
+    assert not np.array_equal(a, b)  # parts do not share one mask
 
 
 def test_a_replica_shares_the_weights_but_not_the_gradients(rng):
@@ -77,7 +79,7 @@ def test_a_replica_shares_the_weights_but_not_the_gradients(rng):
     x, y = batch(rng, 8)
     train_step(copy, x, y)
     assert all(not p.grad.any() for p in model.parameters())
-    model[0].weight.data += 1                                    # an optimizer step is seen by the replica
+    model[0].weight.data += 1  # an optimizer step is seen by the replica
     assert np.array_equal(copy[0].weight.data, model[0].weight.data)
 
 
@@ -97,10 +99,11 @@ def test_training_and_prediction_give_the_same_numbers_on_one_or_two_threads(tmp
 def test_blas_runs_one_thread_inside_and_gets_its_threads_back():
     def blas_threads():
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
     before = blas_threads()
     with DataParallel(nc.Sequential(nc.ReLU()), 2):
         assert set(blas_threads()) == {1}
-    with DataParallel(nc.Sequential(nc.ReLU()), 1):            # one thread too: threaded BLAS rounds differently
+    with DataParallel(nc.Sequential(nc.ReLU()), 1):  # one thread too: threaded BLAS rounds differently
         assert set(blas_threads()) == {1}
     assert blas_threads() == before
 
@@ -111,13 +114,13 @@ def test_an_error_in_a_worker_thread_reaches_the_caller_and_leaves_nothing_behin
     train_step(model, x, y)
     expected = grads(model)
     model.zero_grad()
-    label, y[40] = y[40], 9                                      # out of range, in the second part
+    label, y[40] = y[40], 9  # out of range, in the second part
     with DataParallel(model, 2) as parallel:
         with pytest.raises(ValueError, match=r"labels must be in \[0, 5\), got 9"):
             parallel.forward_backward(train_step, x, y)
         assert all(not p.grad.any() for p in model.parameters())
         y[40] = label
-        parallel.forward_backward(train_step, x, y)            # still works, the failed step forgotten
+        parallel.forward_backward(train_step, x, y)  # still works, the failed step forgotten
     assert all(rel_error(g, e) < 1e-12 for g, e in zip(grads(model), expected))
 
 

@@ -6,11 +6,11 @@ reference.py -> functional.py -> the layers, each on the same sweeps of shapes.
 
 import numpy as np
 import pytest
-from helpers import CONV_SWEEP, POOL_SWEEP, ConvCase, PoolCase, numerical_grad, pool_input, rel_error
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nanocnn as nc
+from helpers import CONV_SWEEP, POOL_SWEEP, ConvCase, PoolCase, numerical_grad, pool_input, rel_error
 from nanocnn import functional as fast
 from nanocnn import reference as slow
 
@@ -25,7 +25,8 @@ def conv_pair(case, rng, dtype=np.float64):
     dout = rng.standard_normal(out.shape).astype(dtype)
     dx, dw, db = fast.conv2d_backward(cols, w, dout, x.shape, stride, padding)
     return (out, dx, dw, db), (slow.conv2d_forward(x, w, b, stride, padding),) + slow.conv2d_backward(
-        x, w, dout, stride, padding)
+        x, w, dout, stride, padding
+    )
 
 
 def cols_size(case):
@@ -40,15 +41,19 @@ def pool_pair(case, rng, ties=False):
     out, xp = fast.maxpool2d_forward(x, kernel, stride, padding)
     dout = rng.standard_normal(out.shape)
     rout, argmax = slow.maxpool2d_forward(x, kernel, stride, padding)
-    return ((out, fast.maxpool2d_backward(dout, out, xp, x.shape, kernel, stride, padding)),
-            (rout, slow.maxpool2d_backward(x, dout, argmax, kernel, stride, padding)))
+    return (
+        (out, fast.maxpool2d_backward(dout, out, xp, x.shape, kernel, stride, padding)),
+        (rout, slow.maxpool2d_backward(x, dout, argmax, kernel, stride, padding)),
+    )
 
 
 def linear_pair(n, fin, fout, rng):
     x, w, b = rng.standard_normal((n, fin)), rng.standard_normal((fout, fin)), rng.standard_normal(fout)
     dout = rng.standard_normal((n, fout))
-    return ((fast.linear_forward(x, w, b),) + fast.linear_backward(x, w, dout),
-            (slow.linear_forward(x, w, b),) + slow.linear_backward(x, w, dout))
+    return (
+        (fast.linear_forward(x, w, b),) + fast.linear_backward(x, w, dout),
+        (slow.linear_forward(x, w, b),) + slow.linear_backward(x, w, dout),
+    )
 
 
 def loss_pair(n, k, rng):
@@ -75,14 +80,25 @@ def test_fast_kernel_equals_its_loop_version(name, pair, rng):
         # overlapping windows add in another order: rounding only
         assert rel_error(a, b) < 1e-12, name
     if name.startswith("maxpool2d"):
-        (out, dx), (_, rdx) = fast_results, slow_results
+        (_, dx), (_, rdx) = fast_results, slow_results
         assert np.array_equal(dx != 0, rdx != 0)  # the same pixel of each window gets the gradient
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(N=st.integers(1, 3), C=st.integers(1, 3), F=st.integers(1, 4), H=st.integers(1, 11), W=st.integers(1, 11),
-       KH=st.integers(1, 5), KW=st.integers(1, 5), SH=st.integers(1, 4), SW=st.integers(1, 4),
-       PH=st.integers(0, 2), PW=st.integers(0, 2), seed=st.integers(0, 2**16))
+@given(
+    N=st.integers(1, 3),
+    C=st.integers(1, 3),
+    F=st.integers(1, 4),
+    H=st.integers(1, 11),
+    W=st.integers(1, 11),
+    KH=st.integers(1, 5),
+    KW=st.integers(1, 5),
+    SH=st.integers(1, 4),
+    SW=st.integers(1, 4),
+    PH=st.integers(0, 2),
+    PW=st.integers(0, 2),
+    seed=st.integers(0, 2**16),
+)
 def test_conv2d_equals_its_loop_version_on_generated_shapes(N, C, F, H, W, KH, KW, SH, SW, PH, PW, seed):
     if H + 2 * PH < KH or W + 2 * PW < KW:
         return
@@ -91,8 +107,18 @@ def test_conv2d_equals_its_loop_version_on_generated_shapes(N, C, F, H, W, KH, K
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
-@given(N=st.integers(1, 3), C=st.integers(1, 3), H=st.integers(1, 11), W=st.integers(1, 11), KH=st.integers(1, 4),
-       KW=st.integers(1, 4), SH=st.integers(1, 4), SW=st.integers(1, 4), ties=st.booleans(), seed=st.integers(0, 2**16))
+@given(
+    N=st.integers(1, 3),
+    C=st.integers(1, 3),
+    H=st.integers(1, 11),
+    W=st.integers(1, 11),
+    KH=st.integers(1, 4),
+    KW=st.integers(1, 4),
+    SH=st.integers(1, 4),
+    SW=st.integers(1, 4),
+    ties=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
 def test_maxpool2d_equals_its_loop_version_on_generated_shapes(N, C, H, W, KH, KW, SH, SW, ties, seed):
     rng = np.random.default_rng(seed)
     PH, PW = int(rng.integers(0, KH // 2 + 1)), int(rng.integers(0, KW // 2 + 1))
@@ -134,8 +160,9 @@ def test_maxpool2d_all_equal_window_routes_to_the_first_element():
 @pytest.mark.parametrize("case", CONV_SWEEP[:10], ids=str)
 def test_the_conv_layer_is_its_kernel(case, rng):
     """Conv2d is check + kernel + cache: its forward and gradients are the kernel's, to the bit."""
-    layer = nc.Conv2d(case.C, case.F, (case.KH, case.KW), (case.SH, case.SW), (case.PH, case.PW), dtype=np.float64,
-                      rng=rng)
+    layer = nc.Conv2d(
+        case.C, case.F, (case.KH, case.KW), (case.SH, case.SW), (case.PH, case.PW), dtype=np.float64, rng=rng
+    )
     x = rng.standard_normal((case.N, case.C, case.H, case.W))
     out = layer(x)
     dout = rng.standard_normal(out.shape)

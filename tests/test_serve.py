@@ -1,4 +1,5 @@
 """`nanocnn serve`'s JSON API and server, through http.client: answers equal `nanocnn predict`, every refusal."""
+
 import argparse
 import base64
 import http.client
@@ -29,11 +30,11 @@ from nanocnn.images import load_image
 from nanocnn.inference import predict_proba
 from nanocnn.serve import CSP, Server, exposure_warning
 
-TIMEOUT = 20                      # seconds for any one request or wait
+TIMEOUT = 20  # seconds for any one request or wait
 
 
 def default_sigint():
-    signal.signal(signal.SIGINT, signal.SIG_DFL)   # a shell's background job may ignore it; Python then would too
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # a shell's background job may ignore it; Python then would too
 
 
 def trained_model(tmp_path_factory):
@@ -48,15 +49,20 @@ def trained_model(tmp_path_factory):
 class Running(NamedTuple):
     port: int
     proc: subprocess.Popen
-    log: str                      # the server's stderr, a file
+    log: str  # the server's stderr, a file
 
 
 @contextmanager
 def serve_process(model, *args, timeout=90):
     """`python -m nanocnn serve MODEL --port 0 ARGS` as a process, once it printed its `serving on` line."""
     log = tempfile.NamedTemporaryFile("w+", suffix=".log", delete=False)
-    proc = subprocess.Popen([sys.executable, "-m", "nanocnn", "serve", str(model), "--port", "0", *map(str, args)],
-                            stdout=subprocess.PIPE, stderr=log, text=True, preexec_fn=default_sigint)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nanocnn", "serve", str(model), "--port", "0", *map(str, args)],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        preexec_fn=default_sigint,
+    )
     lines = queue.Queue()
     threading.Thread(target=lambda: lines.put(proc.stdout.readline()), daemon=True).start()
     try:
@@ -86,7 +92,7 @@ def stop(proc, sig=signal.SIGINT):
 
 class Answer(NamedTuple):
     status: int
-    headers: dict                 # lower-case names
+    headers: dict  # lower-case names
     body: bytes
 
     def json(self):
@@ -113,7 +119,7 @@ def raw(port, data, timeout=TIMEOUT):
     start = time.monotonic()
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
         s.sendall(data)
-        s.shutdown(socket.SHUT_WR)                                  # all sent: a short body reads as short
+        s.shutdown(socket.SHUT_WR)  # all sent: a short body reads as short
         chunks = []
         while chunk := s.recv(65536):
             chunks.append(chunk)
@@ -148,12 +154,12 @@ def server(model_dir):
 
 @pytest.fixture(scope="module")
 def digits():
-    return np.load(bundled_path())["testimages"][:8]          # (8, 28, 28) uint8, white on black
+    return np.load(bundled_path())["testimages"][:8]  # (8, 28, 28) uint8, white on black
 
 
 def test_predictions_equal_nanocnn_predict(server, model_dir, digits, tmp_path, capsys):
     paths = []
-    for i, digit in enumerate(digits[:6]):                        # drawn dark on light, 3x larger
+    for i, digit in enumerate(digits[:6]):  # drawn dark on light, 3x larger
         paths.append(tmp_path / f"{i}.png")
         Image.fromarray(255 - np.kron(digit, np.ones((3, 3), np.uint8))).save(paths[-1])
     assert main(["predict", str(model_dir), *map(str, paths)]) == 0
@@ -170,7 +176,7 @@ def test_predictions_equal_nanocnn_predict(server, model_dir, digits, tmp_path, 
         proba = predict_proba(model, load_image(path, tuple(meta["input_shape"]))[None])[0]
         np.testing.assert_allclose(result["probabilities"], proba, rtol=1e-5, atol=1e-7)
     labels = np.load(bundled_path())["testlabels"][:6]
-    assert sum(int(line.split(": ")[1][0]) == y for line, y in zip(printed, labels)) >= 5   # the model works
+    assert sum(int(line.split(": ")[1][0]) == y for line, y in zip(printed, labels)) >= 5  # the model works
 
 
 def test_the_views_are_explain_s_feature_maps_and_saliency(server, model_dir, digits):
@@ -195,6 +201,7 @@ def test_the_views_are_explain_s_feature_maps_and_saliency(server, model_dir, di
 
 def load_image_from_pixels(pixels, shape):
     from nanocnn.images import prepare
+
     return prepare(np.asarray(pixels, dtype=np.float32) / 255, shape)
 
 
@@ -204,7 +211,7 @@ def test_either_polarity_and_any_size_give_the_same_answer(server, digits):
         answers.append(call(server.port, "POST", "/api/predict", drawing(image)).json())
     assert answers[0]["prediction"] == answers[1]["prediction"] == answers[2]["prediction"] is not None
     np.testing.assert_allclose(answers[0]["input"], answers[1]["input"], atol=1e-3)
-    floats = drawing(digits[2] * 0.99 + 0.25)            # floats are numbers too
+    floats = drawing(digits[2] * 0.99 + 0.25)  # floats are numbers too
     assert call(server.port, "POST", "/api/predict", floats).json()["prediction"] == answers[0]["prediction"]
 
 
@@ -242,7 +249,7 @@ def test_pages_info_and_samples(server):
         assert mistake["prediction"] != mistake["label"] and mistake["mistakes"] == info["samples"]["mistakes"]
     assert first["probabilities"][first["prediction"]] >= second["probabilities"][second["prediction"]]
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
-    try:                                                           # keep-alive: one connection, several requests
+    try:  # keep-alive: one connection, several requests
         for _ in range(3):
             conn.request("GET", "/api/info")
             assert json.loads(conn.getresponse().read()) == info
@@ -253,6 +260,7 @@ def test_pages_info_and_samples(server):
 def rejections(port):
     """(name, status, what the error says, answer) for each hostile or malformed request."""
     ok = {"width": 2, "height": 2, "pixels": [0, 0, 0, 0]}
+
     def predict(body, **headers):
         return call(port, "POST", "/api/predict", body, {"Content-Type": "application/json", **headers})
 
@@ -268,20 +276,36 @@ def rejections(port):
         ("POST page", 405, "takes GET", call(port, "POST", "/", ok)),
         ("PUT info", 405, "takes GET", call(port, "PUT", "/api/info", "x")),
         ("DELETE", 405, "takes GET", call(port, "DELETE", "/")),
-        ("OPTIONS preflight", 405, "takes POST", call(port, "OPTIONS", "/api/predict",
-                                                      headers={"Origin": "http://evil.example",
-                                                               "Access-Control-Request-Method": "POST"})),
+        (
+            "OPTIONS preflight",
+            405,
+            "takes POST",
+            call(
+                port,
+                "OPTIONS",
+                "/api/predict",
+                headers={"Origin": "http://evil.example", "Access-Control-Request-Method": "POST"},
+            ),
+        ),
         ("made-up method", 501, "Unsupported method", call(port, "BREW", "/")),
         ("foreign Host", 403, "not this server's", call(port, "GET", "/", headers={"Host": f"evil.example:{port}"})),
         ("foreign Host on the API", 403, "not this server's", predict(ok, Host=f"evil.example:{port}")),
         ("another port", 403, "not this server's", call(port, "GET", "/", headers={"Host": "127.0.0.1:1"})),
         ("Host without port", 403, "not this server's", call(port, "GET", "/", headers={"Host": "localhost"})),
         ("foreign Origin", 403, "Origin", predict(ok, Origin="http://evil.example")),
-        ("text/plain", 415, "application/json", call(port, "POST", "/api/predict", json.dumps(ok),
-                                                      {"Content-Type": "text/plain"})),
+        (
+            "text/plain",
+            415,
+            "application/json",
+            call(port, "POST", "/api/predict", json.dumps(ok), {"Content-Type": "text/plain"}),
+        ),
         ("no Content-Type", 415, "application/json", call(port, "POST", "/api/predict", json.dumps(ok))),
-        ("another charset", 415, "application/json", predict(json.dumps(ok), **{"Content-Type":
-                                                                                "application/json; charset=latin-1"})),
+        (
+            "another charset",
+            415,
+            "application/json",
+            predict(json.dumps(ok), **{"Content-Type": "application/json; charset=latin-1"}),
+        ),
         ("query on a page", 400, "no query string", call(port, "GET", "/?x=1")),
         ("bad sample kind", 400, "kind=random", call(port, "GET", "/api/sample?kind=evil")),
         ("extra sample parameter", 400, "kind=random", call(port, "GET", "/api/sample?kind=random&x=1")),
@@ -302,13 +326,20 @@ def rejections(port):
     ]
     fields = [
         ("width", 0, "width must be an integer >= 1 and <= 1024, got 0"),
-        ("width", 1025, "got 1025"), ("width", "2", "got '2'"), ("width", 2.0, "got 2.0"), ("width", True, "got True"),
-        ("height", -2, "height must be an integer >= 1 and <= 1024, got -2"), ("height", None, "got None"),
+        ("width", 1025, "got 1025"),
+        ("width", "2", "got '2'"),
+        ("width", 2.0, "got 2.0"),
+        ("width", True, "got True"),
+        ("height", -2, "height must be an integer >= 1 and <= 1024, got -2"),
+        ("height", None, "got None"),
         ("pixels", [0, 0, 0], "pixels must be a list of width * height = 4 numbers, got 3 values"),
-        ("pixels", "0000", "got '0000'"), ("pixels", [0, 0, 0, -1], "pixels[3] must be a finite number >= 0"),
+        ("pixels", "0000", "got '0000'"),
+        ("pixels", [0, 0, 0, -1], "pixels[3] must be a finite number >= 0"),
         ("pixels", [0, 256, 0, 0], "pixels[1] must be a finite number >= 0 and <= 255, got 256"),
-        ("pixels", [0, 0, "a", 0], "pixels[2]"), ("pixels", [None, 0, 0, 0], "pixels[0]"),
-        ("pixels", [0, 0, 0, True], "pixels[3]"), ("pixels", [[0], 0, 0, 0], "pixels[0]"),
+        ("pixels", [0, 0, "a", 0], "pixels[2]"),
+        ("pixels", [None, 0, 0, 0], "pixels[0]"),
+        ("pixels", [0, 0, 0, True], "pixels[3]"),
+        ("pixels", [[0], 0, 0, 0], "pixels[0]"),
         ("pixels", [0, 0, 0, 10**30], "pixels[3]"),
     ]
     cases += [(f"{name}={value!r}", 400, text, predict({**ok, name: value})) for name, value, text in fields]
@@ -333,11 +364,11 @@ def test_length_and_framing_refusals_on_raw_sockets(server):
 
 
 def raw_refusals(port):
-    head = (f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n")
+    head = f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
     answer, seconds = raw(port, (head + f"Content-Length: {10**9}\r\n\r\n").encode())
-    assert answer.status == 413 and "1,048,576" in answer.json()["error"] and seconds < 5   # the body is never read
+    assert answer.status == 413 and "1,048,576" in answer.json()["error"] and seconds < 5  # the body is never read
     answer, _ = raw(port, (head + f"Content-Length: {2**20 + 1}\r\nExpect: 100-continue\r\n\r\n").encode())
-    assert answer.status == 413                                   # no `100 Continue` first: never send it
+    assert answer.status == 413  # no `100 Continue` first: never send it
     answer, _ = raw(port, (head + "\r\n").encode())
     assert answer.status == 411 and "Content-Length" in answer.json()["error"]
     answer, _ = raw(port, (head + "Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n").encode())
@@ -346,10 +377,14 @@ def raw_refusals(port):
     assert answer.status == 400 and "Content-Length" in answer.json()["error"]
     answer, _ = raw(port, (head + "Content-Length: 10\r\nConnection: close\r\n\r\n{}").encode())
     assert answer.status == 400 and "ended after 2 of its 10 bytes" in answer.json()["error"]
-    answer, _ = raw(port, b"GET / HTTP/1.0\r\n\r\n")                       # no Host at all
+    answer, _ = raw(port, b"GET / HTTP/1.0\r\n\r\n")  # no Host at all
     assert answer.status == 403 and answer.headers["content-security-policy"] == CSP
-    for garbage in (b"NOT A REQUEST LINE AT ALL\r\n\r\n", b"GET / HTTP/9.9\r\n\r\n",
-                    b"\x16\x03\x01\x02\x00\x01\r\n\r\n", b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n"):
+    for garbage in (
+        b"NOT A REQUEST LINE AT ALL\r\n\r\n",
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"\x16\x03\x01\x02\x00\x01\r\n\r\n",
+        b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
+    ):
         answer, _ = raw(port, garbage)
         assert 400 <= answer.status < 500 or answer.status == 505, garbage[:40]
         assert "Traceback" not in answer.body.decode("latin-1") and answer.headers["content-security-policy"] == CSP
@@ -371,9 +406,13 @@ def test_the_server_answers_correctly_after_the_battery(server, digits):
 
 def test_concurrent_requests_equal_the_serial_answers(server, digits):
     jobs = [("POST", "/api/predict", drawing(d)) for d in digits[:4]] + [
-        ("POST", "/api/predict", drawing(255 - digits[5])), ("GET", "/api/sample?kind=test&index=7", None),
-        ("GET", "/api/info", None), ("POST", "/api/predict", {"width": 1}), ("GET", "/nope", None),
-        ("POST", "/api/predict", {"width": 2, "height": 1, "pixels": [255, 255]})]
+        ("POST", "/api/predict", drawing(255 - digits[5])),
+        ("GET", "/api/sample?kind=test&index=7", None),
+        ("GET", "/api/info", None),
+        ("POST", "/api/predict", {"width": 1}),
+        ("GET", "/nope", None),
+        ("POST", "/api/predict", {"width": 2, "height": 1, "pixels": [255, 255]}),
+    ]
     serial = [without_time(call(server.port, *job)) for job in jobs]
 
     def worker(t):
@@ -398,7 +437,7 @@ def test_a_bug_is_a_generic_500_with_the_traceback_only_in_the_log(capsys):
     try:
         answer = call(server.port, "GET", "/api/info")
         assert answer.status == 500 and answer.json() == {"error": "internal error (the server's log has the details)"}
-        assert call(server.port, "GET", "/").status == 200                  # still serving
+        assert call(server.port, "GET", "/").status == 200  # still serving
     finally:
         server.shutdown()
         server.server_close()
@@ -411,8 +450,9 @@ def test_exposure_warning():
     for host in ("127.0.0.1", "127.0.0.2", "localhost", "::1"):
         assert exposure_warning(host) is None
     for host in ("0.0.0.0", "::", "192.168.1.5", "example.org"):
-        assert exposure_warning(host).startswith(f"warning: listening on {host}") and "other machines" in \
-            exposure_warning(host)
+        assert exposure_warning(host).startswith(
+            f"warning: listening on {host}"
+        ) and "other machines" in exposure_warning(host)
 
 
 def test_cli_errors_are_one_line_with_status_2_before_listening(model_dir, tmp_path, capsys):
@@ -444,8 +484,13 @@ def test_data_option_and_models_of_other_sizes(model_dir, tmp_path, capsys, digi
     from nanocnn.cli.serve import make_api
 
     data = np.load(bundled_path())
-    np.savez(tmp_path / "few.npz", trainimages=data["testimages"][:10], trainlabels=data["testlabels"][:10],
-             testimages=data["testimages"][:50], testlabels=data["testlabels"][:50])
+    np.savez(
+        tmp_path / "few.npz",
+        trainimages=data["testimages"][:10],
+        trainlabels=data["testlabels"][:10],
+        testimages=data["testimages"][:50],
+        testlabels=data["testlabels"][:50],
+    )
     model, meta, _ = nc.load(model_dir / "model.npz")
     args = argparse.Namespace(data=str(tmp_path / "few.npz"), limit_test=None, threads=1, model=str(model_dir))
     api = make_api(args, model, meta)
@@ -469,4 +514,4 @@ def test_a_signal_stops_the_server_cleanly(model_dir, sig):
         assert stop(running.proc, sig) == 0 and time.monotonic() - start < 5
         log = open(running.log).read()
         assert log.strip().splitlines()[-1] == "stopped" and "Traceback" not in log
-        assert "GET /api/info" not in log                          # --quiet: only errors are logged
+        assert "GET /api/info" not in log  # --quiet: only errors are logged

@@ -3,6 +3,7 @@
 PyTorch is optional: these tests skip cleanly when it is not installed. Weights are copied across,
 everything runs in float64, and forward outputs and all gradients must agree to 1e-10 relative error.
 """
+
 import numpy as np
 import pytest
 
@@ -26,8 +27,9 @@ def test_conv2d_matches_torch(case, rng):
     out = layer(x)
     dout = rng.standard_normal(out.shape)
     dx = layer.backward(dout)
-    (tx, tw, tb), tout = torch_grads(lambda a, w, b: F.conv2d(a, w, b, (SH, SW), (PH, PW)), x, layer.weight.data,
-                                     layer.bias.data)
+    (tx, tw, tb), tout = torch_grads(
+        lambda a, w, b: F.conv2d(a, w, b, (SH, SW), (PH, PW)), x, layer.weight.data, layer.bias.data
+    )
     tout.backward(torch.tensor(dout))
     assert rel_error(out, tout.detach().numpy()) < 1e-10
     assert rel_error(dx, tx.grad.numpy()) < 1e-10
@@ -61,8 +63,9 @@ def test_linear_relu_loss_match_torch(seed):
     logits = relu(layer(x))
     loss, dlogits = nc.softmax_cross_entropy(logits, y)
     dx = layer.backward(relu.backward(dlogits))
-    (tx, tw, tb), tlogits = torch_grads(lambda a, w, b: F.relu(F.linear(a, w, b)), x, layer.weight.data,
-                                        layer.bias.data)
+    (tx, tw, tb), tlogits = torch_grads(
+        lambda a, w, b: F.relu(F.linear(a, w, b)), x, layer.weight.data, layer.bias.data
+    )
     tloss = F.cross_entropy(tlogits, torch.tensor(y))
     tloss.backward()
     assert loss == pytest.approx(tloss.item(), rel=1e-12)
@@ -71,8 +74,9 @@ def test_linear_relu_loss_match_torch(seed):
     assert rel_error(layer.bias.grad, tb.grad.numpy()) < 1e-10
 
 
-@pytest.mark.parametrize("name, kwargs", [("sgd", dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
-                                          ("adam", dict(lr=0.01, weight_decay=0.01))])
+@pytest.mark.parametrize(
+    "name, kwargs", [("sgd", dict(lr=0.1, momentum=0.9, weight_decay=0.01)), ("adam", dict(lr=0.01, weight_decay=0.01))]
+)
 def test_optimizers_match_torch(name, kwargs):
     rng = np.random.default_rng(0)
     w0 = rng.standard_normal((3, 4))

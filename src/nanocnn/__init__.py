@@ -9,6 +9,24 @@ from .validation import UserError
 
 __version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it from here)
 
-__all__ = ["SGD", "Adam", "Conv2d", "Dropout", "Flatten", "Linear", "MaxPool2d", "Module", "Parameter", "ReLU",
-           "Sequential", "UserError", "export_onnx", "load", "load_safetensors", "register_layer", "save",
-           "save_safetensors", "softmax_cross_entropy"]
+__all__ = [
+    "SGD",
+    "Adam",
+    "Conv2d",
+    "Dropout",
+    "Flatten",
+    "Linear",
+    "MaxPool2d",
+    "Module",
+    "Parameter",
+    "ReLU",
+    "Sequential",
+    "UserError",
+    "export_onnx",
+    "load",
+    "load_safetensors",
+    "register_layer",
+    "save",
+    "save_safetensors",
+    "softmax_cross_entropy",
+]

@@ -1,4 +1,5 @@
 """python -m nanocnn: the same as the `nanocnn` command."""
+
 import sys
 
 from .cli import main

@@ -3,6 +3,7 @@
 Every image array leaves this module as float32 (N, C, H, W) in [0, 1], scaled in one place
 (``to_float``); every label array as int64 (N,) in [0, num_classes).
 """
+
 import gzip
 import os
 from dataclasses import dataclass
@@ -16,13 +17,20 @@ from .validation import UserError, check_int
 NPZ_KEYS = ("trainimages", "trainlabels", "testimages", "testlabels")
 IDX_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 # IDX type byte -> element dtype (multi-byte types are big-endian).
-IDX_TYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-             0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+IDX_TYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 @dataclass
 class Split:
     """images : float32 (N, C, H, W) in [0, 1]; labels : int64 (N,)."""
+
     images: np.ndarray
     labels: np.ndarray
 
@@ -93,15 +101,17 @@ def to_float(images, name):
     elif np.issubdtype(images.dtype, np.floating):
         bad = ~np.isfinite(images)
         if bad.any():
-            raise UserError(f"{name} has {int(bad.sum())} NaN or infinite pixels (first at index "
-                            f"{np.unravel_index(np.argmax(bad), images.shape)})")
+            raise UserError(
+                f"{name} has {int(bad.sum())} NaN or infinite pixels (first at index "
+                f"{np.unravel_index(np.argmax(bad), images.shape)})"
+            )
         lo, hi = float(images.min()), float(images.max())
         if lo < 0 or hi > 1:
             raise UserError(f"{name} are floats outside [0, 1] (min {lo}, max {hi}); scale them or store uint8")
         out = images.astype(np.float32)
     else:
         raise UserError(f"{name} must be uint8 or floating point in [0, 1], got dtype {images.dtype}")
-    out = out[:, None] if out.ndim == 3 else out.transpose(0, 3, 1, 2)   # (N, C, H, W)
+    out = out[:, None] if out.ndim == 3 else out.transpose(0, 3, 1, 2)  # (N, C, H, W)
     return np.ascontiguousarray(out)
 
 
@@ -121,7 +131,9 @@ def to_labels(labels, n, name, num_classes=None):
     if out.min() < 0:
         raise UserError(f"{name} must be >= 0, got {out.min()}")
     if num_classes is not None and out.max() >= num_classes:
-        raise UserError(f"{name} has label {out.max()}, but there are only {num_classes} classes (0..{num_classes - 1})")
+        raise UserError(
+            f"{name} has label {out.max()}, but there are only {num_classes} classes (0..{num_classes - 1})"
+        )
     return out
 
 
@@ -164,4 +176,4 @@ def batches(n, batch_size, rng=None):
     """Index arrays covering range(n) in batches of batch_size (the last may be smaller); shuffled by rng if given."""
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, batch_size):
-        yield order[start:start + batch_size]
+        yield order[start : start + batch_size]

@@ -18,6 +18,7 @@ a list of [torch.nn class name, kwargs] that rebuilds the same network in PyTorc
 Every write builds the whole file in memory first, then writes it atomically, refusing to replace an
 existing file unless overwrite=True: an error at any point leaves no file, or the old one untouched.
 """
+
 import json
 import os
 
@@ -32,15 +33,27 @@ from .validation import UserError, is_int
 
 # nanocnn layer class -> its torch.nn equivalent as (class name, constructor kwargs); JSON only, so no code
 TORCH_LAYERS = {
-    Conv2d: lambda m: ("Conv2d", {"in_channels": m.in_channels, "out_channels": m.out_channels,
-                                  "kernel_size": list(m.kernel_size), "stride": list(m.stride),
-                                  "padding": list(m.padding), "bias": m.bias is not None}),
+    Conv2d: lambda m: (
+        "Conv2d",
+        {
+            "in_channels": m.in_channels,
+            "out_channels": m.out_channels,
+            "kernel_size": list(m.kernel_size),
+            "stride": list(m.stride),
+            "padding": list(m.padding),
+            "bias": m.bias is not None,
+        },
+    ),
     ReLU: lambda m: ("ReLU", {}),
-    MaxPool2d: lambda m: ("MaxPool2d", {"kernel_size": list(m.kernel_size), "stride": list(m.stride),
-                                        "padding": list(m.padding)}),
-    Flatten: lambda m: ("Flatten", {}),         # torch's defaults start_dim=1, end_dim=-1 are nanocnn's Flatten
-    Linear: lambda m: ("Linear", {"in_features": m.in_features, "out_features": m.out_features,
-                                  "bias": m.bias is not None}),
+    MaxPool2d: lambda m: (
+        "MaxPool2d",
+        {"kernel_size": list(m.kernel_size), "stride": list(m.stride), "padding": list(m.padding)},
+    ),
+    Flatten: lambda m: ("Flatten", {}),  # torch's defaults start_dim=1, end_dim=-1 are nanocnn's Flatten
+    Linear: lambda m: (
+        "Linear",
+        {"in_features": m.in_features, "out_features": m.out_features, "bias": m.bias is not None},
+    ),
     Dropout: lambda m: ("Dropout", {"p": m.p}),
 }
 
@@ -48,6 +61,7 @@ TORCH_LAYERS = {
 def version():
     # imported here, not at the top: the package may import this module before it sets __version__
     from . import __version__
+
     return __version__
 
 
@@ -70,7 +84,7 @@ def check_shapes(model, input_shape, num_classes, owner):
         raise UserError(f"{owner}: input_shape must be (C, H, W), three integers >= 1, got {input_shape!r}")
     try:
         output_shape = tuple(int(d) for d in model.output_shape(shape))
-    except ValueError as e:                            # the layer that cannot take this input says why
+    except ValueError as e:  # the layer that cannot take this input says why
         raise UserError(f"{owner}: the model does not take input of shape {shape}: {e}") from None
     if len(output_shape) == 1 and num_classes not in (None, output_shape[0]):
         raise UserError(f"{owner}: num_classes is {num_classes} but the model outputs {output_shape[0]} logits")
@@ -109,10 +123,16 @@ def export_onnx(model, path, input_shape, num_classes=None, overwrite=False):
     input_shape, output_shape, num_classes = check_shapes(model, input_shape, num_classes, "export_onnx")
     if input_shape is None:
         raise UserError("export_onnx: input_shape (C, H, W) is needed to export to ONNX")
-    props = {"nanocnn_version": version(), "input_dtype": "float32", "input_layout": "NCHW",
-             "input_range": "[0, 1]", "input_shape": json.dumps(["N", *input_shape]),
-             "output": "logits (softmax not applied)", "output_shape": json.dumps(["N", *output_shape]),
-             "nanocnn_spec": json.dumps(model.spec())}
+    props = {
+        "nanocnn_version": version(),
+        "input_dtype": "float32",
+        "input_layout": "NCHW",
+        "input_range": "[0, 1]",
+        "input_shape": json.dumps(["N", *input_shape]),
+        "output": "logits (softmax not applied)",
+        "output_shape": json.dumps(["N", *output_shape]),
+        "nanocnn_spec": json.dumps(model.spec()),
+    }
     if num_classes is not None:
         props["num_classes"] = str(num_classes)
     return write_new(path, onnx_bytes(model, input_shape, output_shape, props))
@@ -124,8 +144,10 @@ def pytorch_spec(model):
     for i, layer in enumerate(model.layers):
         to_torch = TORCH_LAYERS.get(type(layer))
         if to_torch is None:
-            raise UserError(f"save_safetensors: layer {i} ({type(layer).__name__}) has no torch.nn equivalent in "
-                            f"a flat Sequential; nanocnn saves {', '.join(cls.__name__ for cls in TORCH_LAYERS)}")
+            raise UserError(
+                f"save_safetensors: layer {i} ({type(layer).__name__}) has no torch.nn equivalent in "
+                f"a flat Sequential; nanocnn saves {', '.join(cls.__name__ for cls in TORCH_LAYERS)}"
+            )
         spec.append(list(to_torch(layer)))
     return spec
 
@@ -177,8 +199,10 @@ def load_safetensors(path, model=None):
     meta = {k: decode(v) for k, v in metadata.items()}
     if model is None:
         if "nanocnn_spec" not in meta:
-            raise UserError(f"{path} does not record a nanocnn architecture (not written by nanocnn?); "
-                            f"pass the model its weights belong to")
+            raise UserError(
+                f"{path} does not record a nanocnn architecture (not written by nanocnn?); "
+                f"pass the model its weights belong to"
+            )
         try:
             model = from_spec(meta["nanocnn_spec"])
         except (TypeError, ValueError) as e:
@@ -203,5 +227,7 @@ def export_model(model, path, input_shape=None, num_classes=None, meta=None, ove
         return export_onnx(model, path, input_shape, num_classes, overwrite=overwrite)
     if extension.lower() == ".safetensors":
         return save_safetensors(model, path, input_shape, num_classes, meta=meta, overwrite=overwrite)
-    raise UserError(f"cannot export to {extension or 'a name without an extension'!r} ({os.fspath(path)}): "
-                    f"the output must end in .onnx or .safetensors")
+    raise UserError(
+        f"cannot export to {extension or 'a name without an extension'!r} ({os.fspath(path)}): "
+        f"the output must end in .onnx or .safetensors"
+    )

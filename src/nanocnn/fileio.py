@@ -1,4 +1,5 @@
 """File I/O shared by models, runs and data: safe .npz reading and atomic writes."""
+
 import os
 import zipfile
 import zlib
@@ -31,7 +32,9 @@ def read_npz(path, what, keys=None):
             return {k: npz[k] for k in (keys or npz.files)}
         except ValueError as e:
             if "allow_pickle" in str(e) or "Object arrays" in str(e):
-                raise UserError(f"{what} {path} holds pickled objects; refusing to load them (they could run code)") from None
+                raise UserError(
+                    f"{what} {path} holds pickled objects; refusing to load them (they could run code)"
+                ) from None
             raise UserError(f"{what} {path} is corrupt: {e}") from None
         except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as e:
             raise UserError(f"{what} {path} is truncated or corrupt: {e}") from None

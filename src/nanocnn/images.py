@@ -6,6 +6,7 @@ of another input size the same proportions are used (box = 20/28 of the side). `
 function that does it: ``nanocnn predict`` (through ``load_image``) and ``nanocnn serve`` both call it,
 so a file and the same pixels drawn in the browser give the same input.
 """
+
 import numpy as np
 
 from .validation import UserError
@@ -29,7 +30,7 @@ def load_image(path, input_shape):
             im = im.convert("L" if C == 1 else "RGB")
     except (OSError, UnidentifiedImageError, Image.DecompressionBombError) as e:
         raise UserError(f"cannot read image {path}: {e}") from None
-    return prepare(np.asarray(im, dtype=np.float32) / 255, input_shape)   # (h, w) or (h, w, 3)
+    return prepare(np.asarray(im, dtype=np.float32) / 255, input_shape)  # (h, w) or (h, w, 3)
 
 
 def prepare(pixels, input_shape):
@@ -53,7 +54,7 @@ def mnist_style(pixels, H=28, W=28):
     from PIL import Image
 
     border = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
-    if np.median(border) > 0.5:                                      # dark ink on light paper: invert
+    if np.median(border) > 0.5:  # dark ink on light paper: invert
         pixels, border = 1 - pixels, 1 - border
     background = float(np.median(border))
     pixels = np.clip((pixels - background) / max(1 - background, 1e-6), 0, 1)
@@ -61,7 +62,7 @@ def mnist_style(pixels, H=28, W=28):
     if not ink.any():
         return np.zeros((H, W), dtype=np.float32)
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    digit = pixels[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    digit = pixels[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     box_h, box_w = max(1, round(H * 20 / 28)), max(1, round(W * 20 / 28))
     scale = min(box_h / digit.shape[0], box_w / digit.shape[1])
     new_h, new_w = max(1, round(digit.shape[0] * scale)), max(1, round(digit.shape[1] * scale))
@@ -76,5 +77,5 @@ def mnist_style(pixels, H=28, W=28):
     out = np.zeros((H, W), dtype=np.float32)
     y0, x0 = max(top, 0), max(left, 0)
     y1, x1 = min(top + new_h, H), min(left + new_w, W)
-    out[y0:y1, x0:x1] = resized[y0 - top:y1 - top, x0 - left:x1 - left]
+    out[y0:y1, x0:x1] = resized[y0 - top : y1 - top, x0 - left : x1 - left]
     return out

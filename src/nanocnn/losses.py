@@ -1,4 +1,5 @@
 """Softmax cross-entropy, fused so that it is stable for any finite logits."""
+
 import numpy as np
 
 from .validation import UserError, check_labels
@@ -28,10 +29,10 @@ def softmax_cross_entropy(logits, labels):
         raise UserError(f"softmax_cross_entropy: logits must be a floating array (N, K), got {got}")
     N, K = logits.shape
     labels = check_labels(labels, N, K)
-    logp = log_softmax(logits)                                      # (N, K)
+    logp = log_softmax(logits)  # (N, K)
     rows = np.arange(N)
     loss = -logp[rows, labels].mean(dtype=np.float64) if N else 0.0
-    dlogits = np.exp(logp)                                          # softmax, (N, K)
+    dlogits = np.exp(logp)  # softmax, (N, K)
     dlogits[rows, labels] -= 1
     dlogits /= max(N, 1)
     return float(loss), dlogits

@@ -134,8 +134,11 @@ class Sequential(Module):
         params = dict(self.named_parameters())
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
-        mismatched = [f"{k}: expected {params[k].shape}, got {np.shape(state[k])}"
-                      for k in params if k in state and np.shape(state[k]) != params[k].shape]
+        mismatched = [
+            f"{k}: expected {params[k].shape}, got {np.shape(state[k])}"
+            for k in params
+            if k in state and np.shape(state[k]) != params[k].shape
+        ]
         problems = []
         if missing and strict:
             problems.append(f"missing keys {missing}")
@@ -202,8 +205,10 @@ def from_spec(spec) -> Sequential:
             layers.append(from_spec(args))
             continue
         if name not in LAYERS:
-            raise UserError(f"unknown layer type {name!r}: define the class and decorate it with "
-                            f"@nanocnn.register_layer before loading")
+            raise UserError(
+                f"unknown layer type {name!r}: define the class and decorate it with "
+                f"@nanocnn.register_layer before loading"
+            )
         if not isinstance(args, dict):
             raise UserError(f"model spec has malformed arguments for {name}: {str(args)[:80]}")
         try:

@@ -12,6 +12,7 @@ in float32 (float64 weights are rounded, as web runtimes have no float64 kernels
 Initializers carry the state_dict names ('0.weight', '0.bias', ...). ``onnx`` is an optional extra,
 imported only when a graph is built.
 """
+
 import numpy as np
 
 from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
@@ -43,9 +44,9 @@ class GraphBuilder:
 
 def conv2d(layer, path, x, graph):
     (KH, KW), (SH, SW), (PH, PW) = layer.kernel_size, layer.stride, layer.padding
-    inputs = [x, graph.weight(f"{path}.weight", layer.weight.data)]       # weight: (F, C, KH, KW)
+    inputs = [x, graph.weight(f"{path}.weight", layer.weight.data)]  # weight: (F, C, KH, KW)
     if layer.bias is not None:
-        inputs.append(graph.weight(f"{path}.bias", layer.bias.data))       # bias: (F,)
+        inputs.append(graph.weight(f"{path}.bias", layer.bias.data))  # bias: (F,)
     return graph.node("Conv", inputs, path, kernel_shape=[KH, KW], strides=[SH, SW], pads=[PH, PW, PH, PW])
 
 
@@ -60,33 +61,42 @@ def max_pool2d(layer, path, x, graph):
 
 
 def flatten(layer, path, x, graph):
-    return graph.node("Flatten", [x], path, axis=1)                       # (N, C, H, W) -> (N, C*H*W)
+    return graph.node("Flatten", [x], path, axis=1)  # (N, C, H, W) -> (N, C*H*W)
 
 
 def linear(layer, path, x, graph):
-    inputs = [x, graph.weight(f"{path}.weight", layer.weight.data)]       # weight: (out, in), hence transB
+    inputs = [x, graph.weight(f"{path}.weight", layer.weight.data)]  # weight: (out, in), hence transB
     if layer.bias is not None:
         inputs.append(graph.weight(f"{path}.bias", layer.bias.data))
-    return graph.node("Gemm", inputs, path, transB=1)                      # (N, in) -> (N, out)
+    return graph.node("Gemm", inputs, path, transB=1)  # (N, in) -> (N, out)
 
 
 def dropout(layer, path, x, graph):
-    return x                                                               # the identity at inference
+    return x  # the identity at inference
 
 
 def sequential(model, path, x, graph):
     for i, layer in enumerate(model.layers):
-        convert = CONVERTERS.get(type(layer))          # the exact class: a subclass may compute something else
+        convert = CONVERTERS.get(type(layer))  # the exact class: a subclass may compute something else
         name = f"{path}.{i}" if path else str(i)
         if convert is None:
-            raise UserError(f"export_onnx: layer {name} ({type(layer).__name__}) has no ONNX equivalent; "
-                            f"nanocnn exports {', '.join(cls.__name__ for cls in CONVERTERS)}")
+            raise UserError(
+                f"export_onnx: layer {name} ({type(layer).__name__}) has no ONNX equivalent; "
+                f"nanocnn exports {', '.join(cls.__name__ for cls in CONVERTERS)}"
+            )
         x = convert(layer, name, x, graph)
     return x
 
 
-CONVERTERS = {Conv2d: conv2d, ReLU: relu, MaxPool2d: max_pool2d, Flatten: flatten, Linear: linear,
-              Dropout: dropout, Sequential: sequential}
+CONVERTERS = {
+    Conv2d: conv2d,
+    ReLU: relu,
+    MaxPool2d: max_pool2d,
+    Flatten: flatten,
+    Linear: linear,
+    Dropout: dropout,
+    Sequential: sequential,
+}
 
 
 def import_onnx():
@@ -110,15 +120,20 @@ def onnx_bytes(model, input_shape, output_shape, metadata):
     helper, FLOAT = onnx.helper, onnx.TensorProto.FLOAT
     graph = GraphBuilder(onnx)
     last = sequential(model, "", "input", graph)
-    if last == "input":                                   # nothing but Dropout: the graph still needs a node
+    if last == "input":  # nothing but Dropout: the graph still needs a node
         last = graph.node("Identity", ["input"], "identity")
-    graph.nodes[-1].output[0] = "output"                  # the last node made the last tensor; give it a plain name
-    inputs = [helper.make_tensor_value_info("input", FLOAT, ["N", *input_shape])]       # (N, C, H, W)
-    outputs = [helper.make_tensor_value_info("output", FLOAT, ["N", *output_shape])]    # (N, K) for a classifier
+    graph.nodes[-1].output[0] = "output"  # the last node made the last tensor; give it a plain name
+    inputs = [helper.make_tensor_value_info("input", FLOAT, ["N", *input_shape])]  # (N, C, H, W)
+    outputs = [helper.make_tensor_value_info("output", FLOAT, ["N", *output_shape])]  # (N, K) for a classifier
     body = helper.make_graph(graph.nodes, "nanocnn", inputs, outputs, graph.initializers)
-    proto = helper.make_model(body, opset_imports=[helper.make_opsetid("", OPSET)], ir_version=IR_VERSION,
-                              producer_name="nanocnn", producer_version=metadata.get("nanocnn_version", ""),
-                              doc_string="nanocnn model: float32 (N, C, H, W) images in [0, 1] -> logits")
+    proto = helper.make_model(
+        body,
+        opset_imports=[helper.make_opsetid("", OPSET)],
+        ir_version=IR_VERSION,
+        producer_name="nanocnn",
+        producer_version=metadata.get("nanocnn_version", ""),
+        doc_string="nanocnn model: float32 (N, C, H, W) images in [0, 1] -> logits",
+    )
     helper.set_model_props(proto, metadata)
-    onnx.checker.check_model(proto, full_check=True)       # a bug here must never reach a file
+    onnx.checker.check_model(proto, full_check=True)  # a bug here must never reach a file
     return proto.SerializeToString()

@@ -1,4 +1,5 @@
 """Optimizers: SGD (momentum, weight decay) and Adam, each keeping its own per-parameter state."""
+
 import numpy as np
 
 from .validation import UserError, check_real
@@ -31,14 +32,16 @@ class Optimizer:
     def load_state_dict(self, state):
         expected = set(self.state_dict())
         if set(state) != expected:
-            raise UserError(f"{type(self).__name__}: optimizer state has keys {sorted(state)}, "
-                             f"expected {sorted(expected)}")
+            raise UserError(
+                f"{type(self).__name__}: optimizer state has keys {sorted(state)}, expected {sorted(expected)}"
+            )
         self.steps = int(state["steps"])
         for i, st in enumerate(self.state):
             for k, v in st.items():
                 if state[f"{i}.{k}"].shape != v.shape:
-                    raise UserError(f"{type(self).__name__}: state {i}.{k} has shape {state[f'{i}.{k}'].shape}, "
-                                     f"expected {v.shape}")
+                    raise UserError(
+                        f"{type(self).__name__}: state {i}.{k} has shape {state[f'{i}.{k}'].shape}, expected {v.shape}"
+                    )
                 np.copyto(v, state[f"{i}.{k}"])
 
 
@@ -85,7 +88,7 @@ class Adam(Optimizer):
     def step(self):
         b1, b2 = self.betas
         t = self.steps + 1
-        bias1, bias2 = 1 - b1 ** t, 1 - b2 ** t
+        bias1, bias2 = 1 - b1**t, 1 - b2**t
         for p, st in zip(self.params, self.state):
             g = p.grad + self.weight_decay * p.data if self.weight_decay else p.grad
             m, v = st["exp_avg"], st["exp_avg_sq"]

@@ -3,6 +3,7 @@
 matplotlib is an optional extra (pip install 'nanocnn[plot]'); everything renders with the Agg backend,
 so no display is needed. Each command writes one PNG and prints its path.
 """
+
 import csv
 import importlib.util
 import math
@@ -23,6 +24,7 @@ def pyplot():
         raise UserError("plotting needs matplotlib: pip install 'nanocnn[plot]' (or pip install matplotlib)") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     return plt
 
 
@@ -73,6 +75,7 @@ def curves_if_available(run_dir):
 
 def conv_layers(model):
     from .layers import Conv2d
+
     return [(i, layer) for i, layer in enumerate(model.layers) if isinstance(layer, Conv2d)]
 
 
@@ -89,14 +92,14 @@ def plot_filters(model, out):
     if not convs:
         raise UserError("the model has no Conv2d layer")
     (i0, first), deeper = convs[0], convs[1:]
-    w = first.weight.data                                        # (F, C, KH, KW)
+    w = first.weight.data  # (F, C, KH, KW)
     F, C = w.shape[:2]
     rows, cols = grid(F)
     fig = plt.figure(figsize=(4 + 3.2 * len(deeper) + 0.6 * cols, max(4.0, 0.75 * rows + 1.5)), layout="constrained")
     sub = fig.subfigures(1, 1 + len(deeper), width_ratios=[max(cols, 4)] + [4] * len(deeper), squeeze=False)[0]
     axes = np.atleast_1d(sub[0].subplots(rows, cols)).ravel()
     limit = float(np.abs(w).max()) or 1.0
-    shown = w.mean(axis=1) if C != 3 else None                   # (F, KH, KW): channels averaged unless RGB
+    shown = w.mean(axis=1) if C != 3 else None  # (F, KH, KW): channels averaged unless RGB
     for f, ax in enumerate(axes):
         ax.set_axis_off()
         if f < F:
@@ -110,7 +113,7 @@ def plot_filters(model, out):
     note = "" if C == 1 else (" (RGB)" if C == 3 else f" (mean of {C} channels)")
     sub[0].suptitle(f"Layer {i0}: {F} filters {w.shape[2]}x{w.shape[3]}{note}")
     for panel, (i, layer) in zip(sub[1:], deeper):
-        norms = np.sqrt((layer.weight.data ** 2).sum(axis=(2, 3)))   # (F_out, C_in)
+        norms = np.sqrt((layer.weight.data**2).sum(axis=(2, 3)))  # (F_out, C_in)
         ax = panel.subplots()
         image = ax.imshow(norms, cmap="viridis", aspect="auto")
         ax.set(xlabel="input channel", ylabel="filter", title=f"Layer {i}: kernel strength (L2)")
@@ -136,7 +139,7 @@ def plot_features(model, image, title, out):
     ax.set_axis_off()
     k = int(proba.argmax())
     ax.set_title(f"{title}: predicted {k} (p = {proba[k]:.3f})")
-    for panel, (name, m), (rows, cols) in zip(subs[1:], maps, shapes):
+    for panel, (name, m), (rows, _) in zip(subs[1:], maps, shapes):
         axes = np.atleast_1d(panel.subplots(rows, width)).ravel() if rows > 1 or width > 1 else [panel.subplots()]
         for c, ax in enumerate(axes):
             ax.set_axis_off()
@@ -156,10 +159,22 @@ def plot_confusion(matrix, acc, out):
     threshold = matrix.max() / 2
     for t in range(K):
         for p in range(K):
-            ax.text(p, t, str(matrix[t, p]), ha="center", va="center", fontsize=8,
-                    color="white" if matrix[t, p] > threshold else "black")
-    ax.set(xticks=range(K), yticks=range(K), xlabel="predicted class", ylabel="true class",
-           title=f"Confusion matrix (accuracy {acc:.4f})")
+            ax.text(
+                p,
+                t,
+                str(matrix[t, p]),
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if matrix[t, p] > threshold else "black",
+            )
+    ax.set(
+        xticks=range(K),
+        yticks=range(K),
+        xlabel="predicted class",
+        ylabel="true class",
+        title=f"Confusion matrix (accuracy {acc:.4f})",
+    )
     fig.colorbar(image, ax=ax, shrink=0.8, label="images")
     return save(fig, out)
 

@@ -4,8 +4,9 @@ A preset's ``build(input_shape, num_classes, rng)`` returns a Sequential sized f
 input channels from the images, the fully connected layer's width from the conv stack's
 output shape, the last layer from the number of classes. Nothing is hard-coded for 28x28.
 """
+
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -35,8 +36,12 @@ def build_default(input_shape, num_classes, rng):
     """Two 5x5 conv + ReLU + 2x2 max-pool stages (16 and 32 filters), then a linear classifier."""
     C = input_shape[0]
     features = [
-        Conv2d(C, 16, 5, padding=2, rng=rng), ReLU(), MaxPool2d(2),
-        Conv2d(16, 32, 5, padding=2, rng=rng), ReLU(), MaxPool2d(2),
+        Conv2d(C, 16, 5, padding=2, rng=rng),
+        ReLU(),
+        MaxPool2d(2),
+        Conv2d(16, 32, 5, padding=2, rng=rng),
+        ReLU(),
+        MaxPool2d(2),
     ]
     return with_classifier(features, input_shape, num_classes, rng)
 
@@ -56,17 +61,24 @@ def build_seed(input_shape, num_classes, rng=None):
     article = np.random.RandomState(0)
     conv1.weight.data[...] = article.rand(*conv1.weight.shape) - 0.5
     conv2.weight.data[...] = article.rand(*conv2.weight.shape) - 0.5
-    fc.weight.data[...] = article.rand(*fc.weight.shape) - 0.5     # article: (classes, filts2, rsh2, rsw2)
+    fc.weight.data[...] = article.rand(*fc.weight.shape) - 0.5  # article: (classes, filts2, rsh2, rsw2)
     fc.bias.data[...] = article.rand(*fc.bias.shape) - 0.5
     return model
 
 
 PRESETS = {
-    "default": Preset("default", "2x (conv 5x5 + ReLU + max-pool), linear; Adam, cosine decay", build_default,
-                      Config(epochs=3, batch_size=64, lr=3e-3, optimizer="adam", schedule="cosine")),
-    "seed": Preset("seed", "the article's network and training: batch 1, SGD lr 0.0003, 1,000/1,000 images, in order",
-                   build_seed, Config(epochs=1, batch_size=1, lr=3e-4, optimizer="sgd", shuffle=False,
-                                      limit_train=1000, limit_test=1000)),
+    "default": Preset(
+        "default",
+        "2x (conv 5x5 + ReLU + max-pool), linear; Adam, cosine decay",
+        build_default,
+        Config(epochs=3, batch_size=64, lr=3e-3, optimizer="adam", schedule="cosine"),
+    ),
+    "seed": Preset(
+        "seed",
+        "the article's network and training: batch 1, SGD lr 0.0003, 1,000/1,000 images, in order",
+        build_seed,
+        Config(epochs=1, batch_size=1, lr=3e-4, optimizer="sgd", shuffle=False, limit_train=1000, limit_test=1000),
+    ),
 }
 
 

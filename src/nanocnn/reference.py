@@ -6,6 +6,7 @@ are never swapped. They are slow on purpose; the fast layers must agree with the
 Notation (docs/math.md uses the same): x (N, C, H, W), weight (F, C, KH, KW), bias (F,),
 out and dout (N, F, OH, OW), xp the zero-padded x, (SH, SW) the stride, (PH, PW) the padding.
 """
+
 import numpy as np
 
 
@@ -13,7 +14,7 @@ def _padded(x, padding, value=0.0):
     PH, PW = padding
     N, C, H, W = x.shape
     xp = np.full((N, C, H + 2 * PH, W + 2 * PW), value, dtype=x.dtype)
-    xp[:, :, PH:PH + H, PW:PW + W] = x
+    xp[:, :, PH : PH + H, PW : PW + W] = x
     return xp
 
 
@@ -32,7 +33,7 @@ def conv2d_forward(x, weight, bias, stride=(1, 1), padding=(0, 0)):
     for n in range(x.shape[0]):
         for oh in range(OH):
             for ow in range(OW):
-                window = xp[n, :, oh * SH:oh * SH + KH, ow * SW:ow * SW + KW]      # (C, KH, KW)
+                window = xp[n, :, oh * SH : oh * SH + KH, ow * SW : ow * SW + KW]  # (C, KH, KW)
                 out[n, :, oh, ow] = (weight * window[None]).sum(axis=(1, 2, 3))  # all F filters at once
                 if bias is not None:
                     out[n, :, oh, ow] += bias
@@ -51,7 +52,7 @@ def conv2d_backward(x, weight, dout, stride=(1, 1), padding=(0, 0)):
     dweight = np.zeros_like(weight)
     for kh in range(KH):
         for kw in range(KW):
-            seen = xp[:, :, kh:kh + SH * (OH - 1) + 1:SH, kw:kw + SW * (OW - 1) + 1:SW]  # (N, C, OH, OW)
+            seen = xp[:, :, kh : kh + SH * (OH - 1) + 1 : SH, kw : kw + SW * (OW - 1) + 1 : SW]  # (N, C, OH, OW)
             for f in range(F):
                 dweight[f, :, kh, kw] = (dout[:, f][:, None] * seen).sum(axis=(0, 2, 3))
     # Bias gradient: the bias was added at every output position.
@@ -62,8 +63,8 @@ def conv2d_backward(x, weight, dout, stride=(1, 1), padding=(0, 0)):
         for oh in range(OH):
             for ow in range(OW):
                 contribution = (dout[n, :, oh, ow][:, None, None, None] * weight).sum(axis=0)  # (C, KH, KW)
-                dxp[n, :, oh * SH:oh * SH + KH, ow * SW:ow * SW + KW] += contribution
-    return dxp[:, :, PH:PH + H, PW:PW + W], dweight, dbias
+                dxp[n, :, oh * SH : oh * SH + KH, ow * SW : ow * SW + KW] += contribution
+    return dxp[:, :, PH : PH + H, PW : PW + W], dweight, dbias
 
 
 def maxpool2d_forward(x, kernel, stride, padding=(0, 0)):
@@ -78,15 +79,15 @@ def maxpool2d_forward(x, kernel, stride, padding=(0, 0)):
         for c in range(C):
             for oh in range(OH):
                 for ow in range(OW):
-                    window = xp[n, c, oh * SH:oh * SH + KH, ow * SW:ow * SW + KW]
-                    argmax[n, c, oh, ow] = np.argmax(window)          # the first max in row-major order
+                    window = xp[n, c, oh * SH : oh * SH + KH, ow * SW : ow * SW + KW]
+                    argmax[n, c, oh, ow] = np.argmax(window)  # the first max in row-major order
                     out[n, c, oh, ow] = window.max()
     return out, argmax
 
 
 def maxpool2d_backward(x, dout, argmax, kernel, stride, padding=(0, 0)):
     """dx: each window's gradient goes to the one input pixel that was its maximum."""
-    (KH, KW), (SH, SW), (PH, PW) = kernel, stride, padding
+    KW, (SH, SW), (PH, PW) = kernel[1], stride, padding
     N, C, H, W = x.shape
     dxp = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dout.dtype)
     for n in range(N):
@@ -95,7 +96,7 @@ def maxpool2d_backward(x, dout, argmax, kernel, stride, padding=(0, 0)):
                 for ow in range(dout.shape[3]):
                     kh, kw = divmod(int(argmax[n, c, oh, ow]), KW)
                     dxp[n, c, oh * SH + kh, ow * SW + kw] += dout[n, c, oh, ow]
-    return dxp[:, :, PH:PH + H, PW:PW + W]
+    return dxp[:, :, PH : PH + H, PW : PW + W]
 
 
 def linear_forward(x, weight, bias):
@@ -120,9 +121,9 @@ def softmax_cross_entropy(logits, labels):
     N = logits.shape[0]
     loss, dlogits = 0.0, np.zeros_like(logits)
     for n in range(N):
-        z = logits[n] - logits[n].max()        # shifting by the max changes nothing but prevents overflow
-        log_total = np.log(np.exp(z).sum())    # >= log(1): finite
-        loss -= z[labels[n]] - log_total       # -log p[y], without ever forming a p that underflows to 0
-        dlogits[n] = np.exp(z - log_total)     # p
-        dlogits[n, labels[n]] -= 1             # d(-log p_y)/dz = p - onehot(y)
+        z = logits[n] - logits[n].max()  # shifting by the max changes nothing but prevents overflow
+        log_total = np.log(np.exp(z).sum())  # >= log(1): finite
+        loss -= z[labels[n]] - log_total  # -log p[y], without ever forming a p that underflows to 0
+        dlogits[n] = np.exp(z - log_total)  # p
+        dlogits[n, labels[n]] -= 1  # d(-log p_y)/dz = p - onehot(y)
     return loss / N, dlogits / N

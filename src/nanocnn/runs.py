@@ -3,6 +3,7 @@
 model.npz holds the weights, the architecture, the config, the optimizer state, the epoch, the metrics
 so far and the random generator's state, so ``--resume`` continues exactly where the run stopped.
 """
+
 import csv
 import io
 import json
@@ -47,15 +48,18 @@ class Run:
         if os.path.exists(out) and not os.path.isdir(out):
             raise UserError(f"--out {out} is a file, not a folder")
         if os.path.isdir(out) and os.listdir(out) and not overwrite:
-            raise UserError(f"run folder {out} already exists and is not empty; "
-                             f"pass --resume to continue it or --overwrite to replace it")
+            raise UserError(
+                f"run folder {out} already exists and is not empty; "
+                f"pass --resume to continue it or --overwrite to replace it"
+            )
         try:
             os.makedirs(out, exist_ok=True)
         except OSError as e:
             raise UserError(f"cannot create run folder {out}: {e.strerror}") from None
         run = cls(out, config)
-        atomic_write(os.path.join(out, "config.json"),
-                     lambda f: f.write(json.dumps(config.to_dict(), indent=2) + "\n"), mode="w")
+        atomic_write(
+            os.path.join(out, "config.json"), lambda f: f.write(json.dumps(config.to_dict(), indent=2) + "\n"), mode="w"
+        )
         return run
 
     @classmethod
@@ -78,12 +82,15 @@ class Run:
             if value is None or value == before:
                 continue
             if option(f.name) not in free:
-                raise UserError(f"--resume: --{option(f.name)} {value} differs from the run's {before}; "
-                                f"only {' and '.join('--' + name for name in free)} may change")
+                raise UserError(
+                    f"--resume: --{option(f.name)} {value} differs from the run's {before}; "
+                    f"only {' and '.join('--' + name for name in free)} may change"
+                )
             setattr(saved, f.name, value)
         if saved.epochs < checkpoint[1]["epoch"]:
-            raise UserError(f"--resume: --epochs {saved.epochs} is below the {checkpoint[1]['epoch']} epochs "
-                            f"already trained")
+            raise UserError(
+                f"--resume: --epochs {saved.epochs} is below the {checkpoint[1]['epoch']} epochs already trained"
+            )
         saved.check()
         return cls(out, saved, checkpoint)
 
@@ -91,20 +98,28 @@ class Run:
         """Load the checkpoint's weights, optimizer state and generator state; returns (epoch, metrics)."""
         saved, meta, arrays = self.checkpoint
         if tuple(meta["input_shape"]) != tuple(data.input_shape) or meta["num_classes"] != data.num_classes:
-            raise UserError(f"--resume: the run was trained on images {tuple(meta['input_shape'])} with "
-                             f"{meta['num_classes']} classes, the data has {tuple(data.input_shape)} and "
-                             f"{data.num_classes}")
+            raise UserError(
+                f"--resume: the run was trained on images {tuple(meta['input_shape'])} with "
+                f"{meta['num_classes']} classes, the data has {tuple(data.input_shape)} and "
+                f"{data.num_classes}"
+            )
         model.load_state_dict(saved.state_dict())
-        optimizer.load_state_dict({k[len("optim/"):]: v for k, v in arrays.items() if k.startswith("optim/")})
+        optimizer.load_state_dict({k[len("optim/") :]: v for k, v in arrays.items() if k.startswith("optim/")})
         rng.bit_generator.state = meta["rng"]
         self.checkpoint = None
         return meta["epoch"], meta["metrics"]
 
     def save(self, model, optimizer, rng, data, metrics):
         """Write the checkpoint for the epoch just finished, then metrics.csv; each atomically."""
-        meta = dict(config=self.config.to_dict(), epoch=metrics[-1]["epoch"], metrics=metrics,
-                    rng=rng.bit_generator.state, input_shape=list(data.input_shape),
-                    num_classes=data.num_classes, preset=self.config.preset)
+        meta = dict(
+            config=self.config.to_dict(),
+            epoch=metrics[-1]["epoch"],
+            metrics=metrics,
+            rng=rng.bit_generator.state,
+            input_shape=list(data.input_shape),
+            num_classes=data.num_classes,
+            preset=self.config.preset,
+        )
         arrays = {f"optim/{k}": v for k, v in optimizer.state_dict().items()}
         save(self.model_path, model, meta, arrays)
         buffer = io.StringIO()

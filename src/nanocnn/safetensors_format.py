@@ -7,6 +7,7 @@ holding prod(shape) * itemsize little-endian bytes. This is what the ``safetenso
 reads (it is only a test dependency of nanocnn). PyTorch's pickles (.pt/.pth) are refused by name and
 by content, since unpickling can run code.
 """
+
 import json
 import math
 import os
@@ -18,10 +19,12 @@ import numpy as np
 from .validation import UserError, is_int
 
 WRITE_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64"}
-READ_DTYPES = {"F64": ("<f8", 8), "F32": ("<f4", 4), "F16": ("<f2", 2), "BF16": ("<u2", 2)}   # code: (raw, itemsize)
-MAX_HEADER = 100_000_000           # the safetensors package's own limit
-PICKLE_MESSAGE = ("nanocnn does not read PyTorch pickles (.pt/.pth) since loading them can run code; save with "
-                  "safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')")
+READ_DTYPES = {"F64": ("<f8", 8), "F32": ("<f4", 4), "F16": ("<f2", 2), "BF16": ("<u2", 2)}  # code: (raw, itemsize)
+MAX_HEADER = 100_000_000  # the safetensors package's own limit
+PICKLE_MESSAGE = (
+    "nanocnn does not read PyTorch pickles (.pt/.pth) since loading them can run code; save with "
+    "safetensors.torch.save_file(model.state_dict(), 'weights.safetensors')"
+)
 
 
 def encode_safetensors(tensors, metadata=None):
@@ -40,8 +43,11 @@ def encode_safetensors(tensors, metadata=None):
         if array.dtype not in WRITE_DTYPES or name == "__metadata__":
             raise UserError(f"cannot store {name!r} of dtype {array.dtype} in safetensors (float32 or float64 only)")
         data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
-        header[name] = {"dtype": WRITE_DTYPES[array.dtype], "shape": list(array.shape),
-                        "data_offsets": [offset, offset + len(data)]}
+        header[name] = {
+            "dtype": WRITE_DTYPES[array.dtype],
+            "shape": list(array.shape),
+            "data_offsets": [offset, offset + len(data)],
+        }
         chunks.append(data)
         offset += len(data)
     text = json.dumps(header, separators=(",", ":")).encode("utf-8")
@@ -51,9 +57,9 @@ def encode_safetensors(tensors, metadata=None):
 
 def foreign_kind(path, head):
     """What a file that does not start like safetensors is, from its first bytes, if it is recognisable."""
-    if head.startswith(b"PK"):                        # a zip: torch.save's format, or a NumPy .npz
+    if head.startswith(b"PK"):  # a zip: torch.save's format, or a NumPy .npz
         try:
-            with zipfile.ZipFile(path) as z:          # lists the entries, reads none
+            with zipfile.ZipFile(path) as z:  # lists the entries, reads none
                 names = z.namelist()
         except (OSError, zipfile.BadZipFile, EOFError):
             return "a zip archive (corrupt), not a safetensors file"
@@ -62,7 +68,7 @@ def foreign_kind(path, head):
         if names and all(n.endswith(".npy") for n in names):
             return "a NumPy .npz archive, not a safetensors file (nanocnn model files load with nanocnn.load)"
         return "a zip archive, not a safetensors file"
-    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):   # pickle protocol 2-5
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):  # pickle protocol 2-5
         return PICKLE_MESSAGE
     if head.startswith(b"\x89PNG"):
         return "a PNG image, not a safetensors file"
@@ -111,8 +117,12 @@ def parse_header(raw, size):
             raise BadFile(f"tensor {name!r} has dtype {str(code)[:20]!r}; nanocnn reads {', '.join(READ_DTYPES)}")
         if not (isinstance(shape, list) and all(is_int(d) and d >= 0 for d in shape)):
             raise BadFile(f"tensor {name!r} has a bad shape {str(shape)[:40]}")
-        if not (isinstance(offsets, list) and len(offsets) == 2 and all(is_int(o) for o in offsets)
-                and 0 <= offsets[0] <= offsets[1]):
+        if not (
+            isinstance(offsets, list)
+            and len(offsets) == 2
+            and all(is_int(o) for o in offsets)
+            and 0 <= offsets[0] <= offsets[1]
+        ):
             raise BadFile(f"tensor {name!r} has bad data_offsets {str(offsets)[:40]}")
         begin, end = offsets
         need = math.prod(shape) * READ_DTYPES[code][1]
@@ -135,11 +145,14 @@ def parse_header(raw, size):
 def to_array(data, code, shape, begin, end):
     """One tensor's bytes -> a native ndarray: float32 (for F32, F16, BF16, converted exactly) or float64."""
     raw, itemsize = READ_DTYPES[code]
-    flat = np.frombuffer(data, dtype=raw, count=(end - begin) // itemsize, offset=begin) if end > begin \
+    flat = (
+        np.frombuffer(data, dtype=raw, count=(end - begin) // itemsize, offset=begin)
+        if end > begin
         else np.zeros(0, dtype=raw)
-    if code == "BF16":                                # bfloat16 is the top half of a float32
+    )
+    if code == "BF16":  # bfloat16 is the top half of a float32
         return (flat.astype(np.uint32) << 16).view(np.float32).reshape(shape)
-    return flat.astype(np.float64 if code == "F64" else np.float32).reshape(shape)   # a native copy
+    return flat.astype(np.float64 if code == "F64" else np.float32).reshape(shape)  # a native copy
 
 
 def read_safetensors(path):
@@ -158,19 +171,24 @@ def read_safetensors(path):
     with open(path, "rb") as f:
         size = os.fstat(f.fileno()).st_size
         head = f.read(9)
-        if head[8:9] != b"{":                          # a JSON object always opens the header
+        if head[8:9] != b"{":  # a JSON object always opens the header
             kind = foreign_kind(path, head)
             if kind == PICKLE_MESSAGE:
                 raise UserError(f"{path}: {kind}")
             if kind is None:
-                kind = ("empty, not a safetensors file" if size == 0 else
-                        f"too short for a safetensors file ({size} bytes)" if size < 9 else
-                        "not a safetensors file (no 8-byte length and JSON header)")
+                kind = (
+                    "empty, not a safetensors file"
+                    if size == 0
+                    else f"too short for a safetensors file ({size} bytes)"
+                    if size < 9
+                    else "not a safetensors file (no 8-byte length and JSON header)"
+                )
             raise UserError(f"{path} is {kind}")
         n = int.from_bytes(head[:8], "little")
         if n > size - 8:
-            raise UserError(f"{path}: truncated or not a safetensors file: header length {n} exceeds "
-                            f"the {size - 8} bytes after it")
+            raise UserError(
+                f"{path}: truncated or not a safetensors file: header length {n} exceeds the {size - 8} bytes after it"
+            )
         if n > MAX_HEADER:
             raise UserError(f"{path}: not a safetensors file: header length {n} exceeds the limit {MAX_HEADER}")
         f.seek(8)

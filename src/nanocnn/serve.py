@@ -27,17 +27,32 @@ from importlib import resources
 from .serve_api import ApiError
 from .validation import UserError
 
-MAX_BODY = 2**20          # bytes of a POST body; larger gets 413 before a byte of it is read
-TIMEOUT = 10              # seconds a client may take for each read or write, so a slow one cannot hold a thread
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
-       "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
-COMMON_HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff",
-                  "Referrer-Policy": "no-referrer", "Cross-Origin-Opener-Policy": "same-origin",
-                  "Cross-Origin-Resource-Policy": "same-origin", "X-Frame-Options": "DENY"}
-PAGES = {"/": ("index.html", "text/html; charset=utf-8"), "/app.js": ("app.js", "text/javascript; charset=utf-8"),
-         "/style.css": ("style.css", "text/css; charset=utf-8")}
-ROUTES = {**{path: "GET" for path in PAGES}, "/favicon.ico": "GET", "/api/info": "GET", "/api/sample": "GET",
-          "/api/predict": "POST"}
+MAX_BODY = 2**20  # bytes of a POST body; larger gets 413 before a byte of it is read
+TIMEOUT = 10  # seconds a client may take for each read or write, so a slow one cannot hold a thread
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
+COMMON_HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "X-Frame-Options": "DENY",
+}
+PAGES = {
+    "/": ("index.html", "text/html; charset=utf-8"),
+    "/app.js": ("app.js", "text/javascript; charset=utf-8"),
+    "/style.css": ("style.css", "text/css; charset=utf-8"),
+}
+ROUTES = {
+    **{path: "GET" for path in PAGES},
+    "/favicon.ico": "GET",
+    "/api/info": "GET",
+    "/api/sample": "GET",
+    "/api/predict": "POST",
+}
 JSON_TYPE = "application/json"
 
 
@@ -61,8 +76,10 @@ def exposure_warning(host):
     """The one-line warning printed when the server listens on a non-loopback address, or None."""
     if is_loopback(host):
         return None
-    return (f"warning: listening on {host}, not on 127.0.0.1: the page and its API are reachable from other "
-            "machines that can reach this one")
+    return (
+        f"warning: listening on {host}, not on 127.0.0.1: the page and its API are reachable from other "
+        "machines that can reach this one"
+    )
 
 
 def bracketed(host):
@@ -73,7 +90,7 @@ def bracketed(host):
 class Server(ThreadingHTTPServer):
     """ThreadingHTTPServer on IPv4 or IPv6, with the API and the names it answers to."""
 
-    daemon_threads = True        # requests still running do not hold up the exit
+    daemon_threads = True  # requests still running do not hold up the exit
     request_queue_size = 64
 
     def __init__(self, host, port, api=None, quiet=False):
@@ -131,8 +148,8 @@ def printable(text, limit=120):
 class Handler(BaseHTTPRequestHandler):
     """Answers one connection's requests: the fixed routes, JSON errors, the security headers on every answer."""
 
-    protocol_version = "HTTP/1.1"     # keep-alive: every answer has a Content-Length; errors close the connection
-    default_request_version = "HTTP/1.0"   # not 0.9: a garbled request line still gets a status line and headers
+    protocol_version = "HTTP/1.1"  # keep-alive: every answer has a Content-Length; errors close the connection
+    default_request_version = "HTTP/1.0"  # not 0.9: a garbled request line still gets a status line and headers
     timeout = TIMEOUT
 
     def version_string(self):
@@ -160,20 +177,27 @@ class Handler(BaseHTTPRequestHandler):
             status, body, kind = e.status, error_json(e), JSON_TYPE
         except TimeoutError:
             status, body, kind = 408, error_json("the request body did not arrive in time"), JSON_TYPE
-        except Exception:   # a bug: a generic 500, the traceback in the log only, and serve on
-            log(f"{self.client_address[0]} {self.command} {printable(self.path)}: internal error\n"
-                f"{traceback.format_exc().rstrip()}")
+        except Exception:  # a bug: a generic 500, the traceback in the log only, and serve on
+            log(
+                f"{self.client_address[0]} {self.command} {printable(self.path)}: internal error\n"
+                f"{traceback.format_exc().rstrip()}"
+            )
             status, body, kind = 500, error_json("internal error (the server's log has the details)"), JSON_TYPE
         self.send(status, body, kind)
         if not self.server.quiet or status >= 500:
-            log(f"{self.client_address[0]} {self.command} {printable(self.path)} {status} "
-                f"{(time.perf_counter() - start) * 1000:.1f} ms")
+            log(
+                f"{self.client_address[0]} {self.command} {printable(self.path)} {status} "
+                f"{(time.perf_counter() - start) * 1000:.1f} ms"
+            )
 
     def route(self):
         """-> (status, body bytes, content type). Raises UserError (400) or ApiError for a refusal."""
         if not self.server.own_host(self.headers.get("Host", "")):
-            raise ApiError(403, f"Host {printable(self.headers.get('Host', '(none)'), 60)!r} is not this server's "
-                                f"(use {self.server.url('127.0.0.1')})")
+            raise ApiError(
+                403,
+                f"Host {printable(self.headers.get('Host', '(none)'), 60)!r} is not this server's "
+                f"(use {self.server.url('127.0.0.1')})",
+            )
         path, _, query = self.path.partition("?")
         if path not in ROUTES:
             raise ApiError(404, f"no such page: {printable(path, 60)}")
@@ -209,14 +233,17 @@ class Handler(BaseHTTPRequestHandler):
         kind, _, params = self.headers.get("Content-Type", "").partition(";")
         charset = params.strip().lower().replace('"', "")
         if kind.strip().lower() != JSON_TYPE or charset not in ("", "charset=utf-8"):
-            raise ApiError(415, f"the body must be {JSON_TYPE} (UTF-8), got "
-                                f"{printable(self.headers.get('Content-Type', '(none)'), 60)!r}")
+            raise ApiError(
+                415,
+                f"the body must be {JSON_TYPE} (UTF-8), got "
+                f"{printable(self.headers.get('Content-Type', '(none)'), 60)!r}",
+            )
         raw = self.rfile.read(int(length))
         if len(raw) != int(length):
             raise UserError(f"the body ended after {len(raw)} of its {int(length)} bytes")
         try:
             return json.loads(raw.decode("utf-8"), parse_constant=refuse_constant)
-        except (UnicodeDecodeError, ValueError) as e:   # JSONDecodeError is a ValueError
+        except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
             raise UserError(f"the body is not valid JSON: {str(e).splitlines()[0]}") from None
         except RecursionError:
             raise UserError("the body is not valid JSON: nested too deeply") from None
@@ -228,7 +255,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         if kind:
             self.send_header("Content-Type", kind)
-        path = getattr(self, "path", "").partition("?")[0]   # unset when the request line was malformed
+        path = getattr(self, "path", "").partition("?")[0]  # unset when the request line was malformed
         self.send_header("Cache-Control", "no-cache" if path in PAGES and status == 200 else "no-store")
         if status == 405:
             self.send_header("Allow", "GET, HEAD" if ROUTES[path] == "GET" else "POST")
@@ -263,7 +290,7 @@ class Handler(BaseHTTPRequestHandler):
         self.send(code, error_json(message or "bad request"), JSON_TYPE)
 
     def log_request(self, code="-", size="-"):
-        pass   # answer() logs each request once, with its time
+        pass  # answer() logs each request once, with its time
 
     def log_message(self, format, *args):
         log(f"{self.client_address[0]} {printable(format % args)}")
@@ -297,14 +324,14 @@ def serve(make_api, host="127.0.0.1", port=8000, quiet=False):
     def stop(signum, frame):
         raise KeyboardInterrupt
 
-    main = threading.current_thread() is threading.main_thread()   # only the main thread may set handlers
+    main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
     previous = signal.signal(signal.SIGTERM, stop) if main else None
     try:
         server.api = make_api()
         warning = exposure_warning(host)
         if warning:
             print(warning, file=sys.stderr, flush=True)
-        print(f"serving on {server.url(host)}", flush=True)   # connections made from now on are answered
+        print(f"serving on {server.url(host)}", flush=True)  # connections made from now on are answered
         # Requests run on threads of their own, BLAS on one thread each (held here: OpenBLAS takes its
         # thread count from the main thread only), or its threads would fight them for the cores.
         with single_thread():

@@ -19,11 +19,11 @@ from .explain import feature_maps, saliency
 from .images import prepare
 from .validation import UserError, check_int
 
-MAX_SIDE = 1024                           # largest drawing width or height, in pixels
+MAX_SIDE = 1024  # largest drawing width or height, in pixels
 PREDICT_FIELDS = ("width", "height", "pixels")
-SAMPLE_QUERIES = {"random": (), "mistake": ("rank",), "test": ("index",)}   # kind -> its other parameters
+SAMPLE_QUERIES = {"random": (), "mistake": ("rank",), "test": ("index",)}  # kind -> its other parameters
 QUERY = re.compile(r"[a-z]{1,8}=[a-z0-9]{1,9}(&[a-z]{1,8}=[a-z0-9]{1,9}){0,2}")
-DIGITS = re.compile(r"[0-9]{1,9}")       # ASCII only: int() would also take " 7", "+7" and other scripts' digits
+DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: int() would also take " 7", "+7" and other scripts' digits
 
 
 class ApiError(Exception):
@@ -58,10 +58,10 @@ def parse_drawing(request):
     if not isinstance(pixels, list) or len(pixels) != W * H:
         got = f"{len(pixels)} values" if isinstance(pixels, list) else shown(pixels)
         raise UserError(f"pixels must be a list of width * height = {W * H} numbers, got {got}")
-    for i, v in enumerate(pixels):   # JSON gives int, float, str, bool, None, list or dict; NaN fails 0 <= v
+    for i, v in enumerate(pixels):  # JSON gives int, float, str, bool, None, list or dict; NaN fails 0 <= v
         if type(v) not in (int, float) or not 0 <= v <= 255:
             raise UserError(f"pixels[{i}] must be a finite number >= 0 and <= 255, got {shown(v)}")
-    return np.asarray(pixels, dtype=np.float32).reshape(H, W) / 255   # as load_image scales a file's pixels
+    return np.asarray(pixels, dtype=np.float32).reshape(H, W) / 255  # as load_image scales a file's pixels
 
 
 def parse_sample_query(query, count, mistakes):
@@ -95,8 +95,13 @@ def feature_view(name, maps):
     hi = maps.max(axis=(1, 2), keepdims=True)
     scaled = np.where(hi > lo, (maps - lo) / np.where(hi > lo, hi - lo, 1), 0)
     data = np.round(scaled * 255).astype(np.uint8)
-    return {"name": name, "shape": list(maps.shape), "min": lo.ravel().tolist(), "max": hi.ravel().tolist(),
-            "maps": base64.b64encode(data.tobytes()).decode("ascii")}
+    return {
+        "name": name,
+        "shape": list(maps.shape),
+        "min": lo.ravel().tolist(),
+        "max": hi.ravel().tolist(),
+        "maps": base64.b64encode(data.tobytes()).decode("ascii"),
+    }
 
 
 class Samples:
@@ -121,17 +126,22 @@ class Api:
         self.name = name
         self.samples = samples
         self.summary = model.summary(self.input_shape)
-        self.slots = threading.BoundedSemaphore(threads)   # computations at once; other requests wait
+        self.slots = threading.BoundedSemaphore(threads)  # computations at once; other requests wait
 
     def info(self):
         """GET /api/info: the model, its input, and the test images on offer (null without any)."""
         s = self.samples
         return {
-            "model": self.name, "layers": [repr(layer) for layer in self.model.layers], "summary": self.summary,
-            "input_shape": list(self.input_shape), "num_classes": self.num_classes,
-            "parameters": int(sum(p.data.size for p in self.model.parameters())), "max_side": MAX_SIDE,
-            "samples": None if s is None else {"source": s.source, "count": len(s.labels),
-                                               "mistakes": len(s.mistakes), "accuracy": s.accuracy},
+            "model": self.name,
+            "layers": [repr(layer) for layer in self.model.layers],
+            "summary": self.summary,
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+            "parameters": int(sum(p.data.size for p in self.model.parameters())),
+            "max_side": MAX_SIDE,
+            "samples": None
+            if s is None
+            else {"source": s.source, "count": len(s.labels), "mistakes": len(s.mistakes), "accuracy": s.accuracy},
         }
 
     def predict(self, request):
@@ -149,27 +159,41 @@ class Api:
             index = secrets.randbelow(len(s.labels))
         else:
             index = int(s.mistakes[n]) if kind == "mistake" else n
-        out = {"kind": kind, "index": index, "label": int(s.labels[index]), "rank": n if kind == "mistake" else None,
-               "mistakes": len(s.mistakes)}
+        out = {
+            "kind": kind,
+            "index": index,
+            "label": int(s.labels[index]),
+            "rank": n if kind == "mistake" else None,
+            "mistakes": len(s.mistakes),
+        }
         out.update(self.views(s.images[index], blank_is_none=False))
         return out
 
     def views(self, image, blank_is_none):
         """image : float32 (C, H, W) in [0, 1] -> the JSON views (see the README's API section)."""
         start = time.perf_counter()
-        out = {"prediction": None, "probabilities": None, "top": [], "blank": not image.any(),
-               "input": np.round(image[0], 4).tolist(), "features": None, "saliency": None}
+        out = {
+            "prediction": None,
+            "probabilities": None,
+            "top": [],
+            "blank": not image.any(),
+            "input": np.round(image[0], 4).tolist(),
+            "features": None,
+            "saliency": None,
+        }
         if not (out["blank"] and blank_is_none):
             with self.slots:
-                maps, proba = feature_maps(self.model, image)            # forward on a replica, eval mode
+                maps, proba = feature_maps(self.model, image)  # forward on a replica, eval mode
                 k = int(proba.argmax())
-                gradient, _ = saliency(self.model, image, target=k)     # (C, H, W): d score_k / d input
+                gradient, _ = saliency(self.model, image, target=k)  # (C, H, W): d score_k / d input
             top = np.argsort(-proba, kind="stable")[:3]
             scale = float(np.abs(gradient).max())
-            out.update(prediction=k, probabilities=proba.astype(float).tolist(),
-                       top=[{"class": int(c), "probability": float(proba[c])} for c in top],
-                       features=[feature_view(name, m) for name, m in maps],
-                       saliency={"values": np.round(gradient[0] / (scale or 1), 4).tolist(), "scale": scale})
+            out.update(
+                prediction=k,
+                probabilities=proba.astype(float).tolist(),
+                top=[{"class": int(c), "probability": float(proba[c])} for c in top],
+                features=[feature_view(name, m) for name, m in maps],
+                saliency={"values": np.round(gradient[0] / (scale or 1), 4).tolist(), "scale": scale},
+            )
         out["ms"] = round((time.perf_counter() - start) * 1000, 2)
         return out
-

@@ -33,8 +33,9 @@ def is_int(value):
 def check_int(value, name, low=None, high=None, owner=None):
     """An integer in [low, high] (either bound may be None); returns it as an int."""
     if not (is_int(value) and (low is None or value >= low) and (high is None or value <= high)):
-        rule = " and ".join(r for r in (f">= {low}" if low is not None else "",
-                                        f"<= {high}" if high is not None else "") if r)
+        rule = " and ".join(
+            r for r in (f">= {low}" if low is not None else "", f"<= {high}" if high is not None else "") if r
+        )
         raise UserError(f"{_owner(owner)}{name} must be an integer{' ' + rule if rule else ''}, got {value!r}")
     return int(value)
 
@@ -101,8 +102,10 @@ def check_fits(owner, hw, kernel, padding):
     """The (KH, KW) kernel must fit the (H, W) input once padded."""
     (H, W), (KH, KW), (PH, PW) = hw, kernel, padding
     if H + 2 * PH < KH or W + 2 * PW < KW:
-        raise UserError(f"{owner}: kernel {KH}x{KW} is larger than the padded input {H + 2 * PH}x{W + 2 * PW} "
-                        f"(input {H}x{W}, padding {PH}x{PW})")
+        raise UserError(
+            f"{owner}: kernel {KH}x{KW} is larger than the padded input {H + 2 * PH}x{W + 2 * PW} "
+            f"(input {H}x{W}, padding {PH}x{PW})"
+        )
 
 
 def check_labels(labels, n, num_classes, owner="softmax_cross_entropy"):

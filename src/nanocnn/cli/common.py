@@ -48,8 +48,10 @@ def load_model(path, need_meta=True):
     else:
         model, meta, _ = load(model_file(path))
     if need_meta and not {"input_shape", "num_classes"} <= set(meta):
-        raise UserError(f"{path} does not record its input shape and classes: save it with `nanocnn train`, or "
-                        f"nc.save(path, model, meta={{'input_shape': [C, H, W], 'num_classes': K}})")
+        raise UserError(
+            f"{path} does not record its input shape and classes: save it with `nanocnn train`, or "
+            f"nc.save(path, model, meta={{'input_shape': [C, H, W], 'num_classes': K}})"
+        )
     return model, meta
 
 
@@ -72,6 +74,9 @@ def load_test_split(args, model, meta):
 
 
 def add_data_options(parser):
-    parser.add_argument("--data", metavar="PATH", help="an .npz or IDX folder as for train (default: the bundled "
-                                                      "MNIST); its test split is used")
+    parser.add_argument(
+        "--data",
+        metavar="PATH",
+        help="an .npz or IDX folder as for train (default: the bundled MNIST); its test split is used",
+    )
     parser.add_argument("--limit-test", type=integer, metavar="N", help="use the first N test images")

@@ -5,26 +5,35 @@ from .common import load_model, model_file
 
 
 def register(sub):
-    e = sub.add_parser("export", help="write a saved model as ONNX (onnxruntime) or safetensors (PyTorch)",
-                       description="Write MODEL as OUT.onnx (the whole network; needs pip install 'nanocnn[export]') "
-                                   "or OUT.safetensors (the weights under PyTorch's names, the architecture in its "
-                                   "metadata).")
+    e = sub.add_parser(
+        "export",
+        help="write a saved model as ONNX (onnxruntime) or safetensors (PyTorch)",
+        description="Write MODEL as OUT.onnx (the whole network; needs pip install 'nanocnn[export]') "
+        "or OUT.safetensors (the weights under PyTorch's names, the architecture in its "
+        "metadata).",
+    )
     e.add_argument("model", help="a model.npz, or a run folder holding one")
     e.add_argument("out", metavar="OUT", help="the file to write: ending in .onnx or .safetensors")
     e.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     e.set_defaults(run=run_export)
 
-    i = sub.add_parser("import", help="turn safetensors weights (from nanocnn or PyTorch) into a nanocnn model",
-                       description="Load WEIGHTS.safetensors into the architecture of --preset or --like MODEL "
-                                   "(a file written by `nanocnn export` carries its own) and save it as OUT.npz "
-                                   "for evaluate, plot and serve. PyTorch pickles (.pt/.pth) are never read.")
+    i = sub.add_parser(
+        "import",
+        help="turn safetensors weights (from nanocnn or PyTorch) into a nanocnn model",
+        description="Load WEIGHTS.safetensors into the architecture of --preset or --like MODEL "
+        "(a file written by `nanocnn export` carries its own) and save it as OUT.npz "
+        "for evaluate, plot and serve. PyTorch pickles (.pt/.pth) are never read.",
+    )
     i.add_argument("weights", metavar="WEIGHTS", help="a .safetensors file")
     i.add_argument("out", metavar="OUT", help="the model file to write (.npz)")
     which = i.add_mutually_exclusive_group()
     which.add_argument("--preset", help="the architecture: a preset, sized for --data")
     which.add_argument("--like", metavar="MODEL", help="the architecture: that of a saved model")
-    i.add_argument("--data", metavar="PATH", help="with --preset: data whose image shape and classes size it "
-                                                  "(default: the bundled MNIST)")
+    i.add_argument(
+        "--data",
+        metavar="PATH",
+        help="with --preset: data whose image shape and classes size it (default: the bundled MNIST)",
+    )
     i.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     i.set_defaults(run=run_import)
 

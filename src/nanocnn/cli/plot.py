@@ -55,7 +55,10 @@ def run(args):
             check_int(args.index, "--index", 0)
             if args.index >= len(data.test.labels):
                 raise UserError(f"--index must be below the {len(data.test.labels)} test images, got {args.index}")
-            image, title = data.test.images[args.index], f"test image {args.index} (label {data.test.labels[args.index]})"
+            image, title = (
+                data.test.images[args.index],
+                f"test image {args.index} (label {data.test.labels[args.index]})",
+            )
         print(plots.plot_features(model, image, title, out))
     elif args.kind == "confusion":
         data, classes = load_test_split(args, model, meta)

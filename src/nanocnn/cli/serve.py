@@ -10,16 +10,23 @@ MNIST_SHAPE = (1, 28, 28)
 
 
 def register(sub):
-    s = sub.add_parser("serve", help="a local web page: draw a digit, see the prediction, feature maps and saliency",
-                       description="Serve a page where you draw a digit and watch the model: its prediction, "
-                                   "probabilities, input, feature maps and saliency. Ctrl-C stops it.")
+    s = sub.add_parser(
+        "serve",
+        help="a local web page: draw a digit, see the prediction, feature maps and saliency",
+        description="Serve a page where you draw a digit and watch the model: its prediction, "
+        "probabilities, input, feature maps and saliency. Ctrl-C stops it.",
+    )
     s.add_argument("model", help="a model.npz, or a run folder holding one (a 1-channel model)")
-    s.add_argument("--host", default="127.0.0.1",
-                   help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: every network)")
+    s.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: every network)",
+    )
     s.add_argument("--port", type=integer, default=8000, help="port (default: 8000; 0: any free port)")
     add_data_options(s)
-    s.add_argument("--threads", type=integer, metavar="N",
-                   help="requests computed at once (default: every usable CPU, at most 8)")
+    s.add_argument(
+        "--threads", type=integer, metavar="N", help="requests computed at once (default: every usable CPU, at most 8)"
+    )
     s.add_argument("--quiet", action="store_true", help="log only errors, not every request")
     s.set_defaults(run=run)
 
@@ -27,7 +34,7 @@ def register(sub):
 def run(args):
     try:
         serve_model(args)
-    except KeyboardInterrupt:      # Ctrl-C before the server was listening
+    except KeyboardInterrupt:  # Ctrl-C before the server was listening
         print("stopped", file=sys.stderr)
 
 
@@ -36,15 +43,17 @@ def serve_model(args):
     from ..serve import serve
 
     check_int(args.port, "--port", 0, 65535)
-    resolve_threads(args.threads)                   # a bad --threads fails before anything listens
+    resolve_threads(args.threads)  # a bad --threads fails before anything listens
     if not args.host.strip():
         raise UserError("--host must be an address or a name, such as 127.0.0.1 or 0.0.0.0, got ''")
     model, meta = load_model(args.model)
     shape = tuple(meta["input_shape"])
     if len(shape) != 3 or shape[0] != 1:
-        raise UserError(f"serve draws greyscale digits, so it needs a 1-channel model; {args.model} takes images "
-                        f"of shape {shape} (C, H, W)")
-    model.output_shape(shape)                       # a model that does not fit its own input shape fails here
+        raise UserError(
+            f"serve draws greyscale digits, so it needs a 1-channel model; {args.model} takes images "
+            f"of shape {shape} (C, H, W)"
+        )
+    model.output_shape(shape)  # a model that does not fit its own input shape fails here
     serve(lambda: make_api(args, model, meta), args.host, args.port, args.quiet)
 
 
@@ -57,14 +66,17 @@ def make_api(args, model, meta):
     threads = resolve_threads(args.threads)
     shape, samples = tuple(meta["input_shape"]), None
     if args.data is None and (shape != MNIST_SHAPE or meta["num_classes"] < 10):
-        print(f"note: the bundled MNIST does not fit this model (input {shape}, {meta['num_classes']} classes), "
-              "so there are no test images to show; give some with --data PATH", file=sys.stderr)
+        print(
+            f"note: the bundled MNIST does not fit this model (input {shape}, {meta['num_classes']} classes), "
+            "so there are no test images to show; give some with --data PATH",
+            file=sys.stderr,
+        )
     else:
         data, _ = load_test_split(args, model, meta)
         proba = predict_proba(model, data.test.images, threads)
         source = "the bundled MNIST" if args.data is None else os.path.basename(os.path.normpath(args.data))
         samples = Samples(data.test.images, data.test.labels, proba, source)
-    path = model_file(args.model)                   # shown as "run/model.npz" or "model.npz": no full path
+    path = model_file(args.model)  # shown as "run/model.npz" or "model.npz": no full path
     folder = os.path.basename(os.path.dirname(os.path.abspath(path)))
     name = f"{folder}/{os.path.basename(path)}" if os.path.isdir(args.model) else os.path.basename(path)
     return Api(model, meta, name, samples, threads)

@@ -26,5 +26,15 @@ def register_layer(cls):
     return cls
 
 
-__all__ = ["LAYERS", "Conv2d", "Dropout", "Flatten", "Linear", "MaxPool2d", "Module", "Parameter", "ReLU",
-           "register_layer"]
+__all__ = [
+    "LAYERS",
+    "Conv2d",
+    "Dropout",
+    "Flatten",
+    "Linear",
+    "MaxPool2d",
+    "Module",
+    "Parameter",
+    "ReLU",
+    "register_layer",
+]

@@ -21,8 +21,9 @@ class Conv2d(Module):
     large arrays; one backward per training forward. In eval mode the columns go to per-thread scratch.
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True,
-                 dtype=np.float32, rng=None):
+    def __init__(
+        self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, dtype=np.float32, rng=None
+    ):
         name = "Conv2d"
         self.in_channels = check_int(in_channels, "in_channels", 1, owner=name)
         self.out_channels = check_int(out_channels, "out_channels", 1, owner=name)
@@ -31,8 +32,9 @@ class Conv2d(Module):
         self.padding = check_pair(padding, "padding", 0, owner=name)
         dtype = check_float_dtype(dtype, name)
         shape = (self.out_channels, self.in_channels) + self.kernel_size
-        self.weight = Parameter(he_normal(shape, self.in_channels * self.kernel_size[0] * self.kernel_size[1], rng,
-                                          dtype))
+        self.weight = Parameter(
+            he_normal(shape, self.in_channels * self.kernel_size[0] * self.kernel_size[1], rng, dtype)
+        )
         self.bias = Parameter(np.zeros(self.out_channels, dtype=dtype)) if bias else None
         self._cache = None
         self._workspace = None  # 1-D, grown as needed; training only
@@ -60,8 +62,9 @@ class Conv2d(Module):
         if self._cache is None:
             raise RuntimeError("Conv2d: backward needs a forward pass with gradients enabled first")
         x_shape, cols = self._cache
-        if grad_out.shape != (x_shape[0], self.out_channels) + output_hw(x_shape[2:], self.kernel_size, self.stride,
-                                                                                 self.padding):
+        if grad_out.shape != (x_shape[0], self.out_channels) + output_hw(
+            x_shape[2:], self.kernel_size, self.stride, self.padding
+        ):
             raise UserError(f"Conv2d: grad_out shape {grad_out.shape} does not match the forward output")
         self._cache = None
         dx, dW, db = conv2d_backward(cols, self.weight.data, grad_out, x_shape, self.stride, self.padding, input_grad)
@@ -86,9 +89,15 @@ class Conv2d(Module):
         return self.weight.data[0].size * OH * OW  # the columns: C*KH*KW x OH*OW per example
 
     def spec(self):
-        return dict(in_channels=self.in_channels, out_channels=self.out_channels, kernel_size=self.kernel_size,
-                    stride=self.stride, padding=self.padding, bias=self.bias is not None,
-                    dtype=self.weight.data.dtype.name)
+        return dict(
+            in_channels=self.in_channels,
+            out_channels=self.out_channels,
+            kernel_size=self.kernel_size,
+            stride=self.stride,
+            padding=self.padding,
+            bias=self.bias is not None,
+            dtype=self.weight.data.dtype.name,
+        )
 
     def extra_repr(self):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={short(self.kernel_size)}"

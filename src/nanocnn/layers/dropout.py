@@ -21,11 +21,11 @@ class Dropout(Module):
     def forward(self, x):
         check_array(x, "Dropout")
         if not self.training or self.p == 0:
-            mask = None                                                     # the identity
+            mask = None  # the identity
         else:
-            keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p        # (same shape as x)
-            mask = keep * x.dtype.type(1 / (1 - self.p))                    # scaled mask, x's dtype
-        self._cache = (mask,) if self.grad_enabled else None               # mask None: the identity
+            keep = self.rng.random(x.shape, dtype=x.dtype) >= self.p  # (same shape as x)
+            mask = keep * x.dtype.type(1 / (1 - self.p))  # scaled mask, x's dtype
+        self._cache = (mask,) if self.grad_enabled else None  # mask None: the identity
         return x if mask is None else x * mask
 
     def backward(self, grad_out, input_grad=True):

@@ -56,8 +56,12 @@ class Linear(Module):
         return self.in_features * self.out_features
 
     def spec(self):
-        return dict(in_features=self.in_features, out_features=self.out_features, bias=self.bias is not None,
-                    dtype=self.weight.data.dtype.name)
+        return dict(
+            in_features=self.in_features,
+            out_features=self.out_features,
+            bias=self.bias is not None,
+            dtype=self.weight.data.dtype.name,
+        )
 
     def extra_repr(self):
         return f"{self.in_features}, {self.out_features}" + (", bias=False" if self.bias is None else "")
