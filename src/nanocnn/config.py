@@ -54,11 +54,14 @@ class Config:
     epochs: int = setting("passes over the training set", kind=int, check=integer(1), metavar="N", resumable=True)
     batch_size: int = setting("images per optimizer step", kind=int, check=integer(1), metavar="N")
     lr: float = setting("learning rate", kind=float, check=real(0, low_open=True), metavar="X")
-    optimizer: str = setting("sgd or adam", check=choice(OPTIMIZERS))
+    optimizer: str = setting("the optimizer", check=choice(OPTIMIZERS), metavar="sgd|adam")
     momentum: float = setting("SGD momentum", 0.0, float, real(0, 1, high_open=True), "X")
     weight_decay: float = setting("L2 penalty added to the gradient", 0.0, float, real(0), "X")
     schedule: str = setting(
-        "learning-rate schedule: constant or cosine (decay to 0 over the run)", "constant", check=choice(SCHEDULES)
+        "learning-rate schedule: cosine decays to 0 over the run",
+        "constant",
+        check=choice(SCHEDULES),
+        metavar="constant|cosine",
     )
     shuffle: bool = setting("shuffle the training set every epoch", True, bool, boolean)
     seed: int = setting("seed of the run's one random generator", 0, int, integer(0), "N")

@@ -22,8 +22,8 @@ def register(sub):
         meta = f.metadata
         given = {name: getattr(p.defaults, f.name) for name, p in PRESETS.items()}
         if any(v is not None for v in given.values()):
-            default = "; ".join(f"{name}: {v}" for name, v in given.items() if v is not None)
-            default = f"preset {default}" + (f"; otherwise {meta['fallback']}" if meta["fallback"] is not None else "")
+            default = ", ".join(f"{v} in preset {name}" for name, v in given.items() if v is not None)
+            default += f", else {meta['fallback']}" if meta["fallback"] is not None else ""
         else:
             default = None if meta["fallback"] is None else str(meta["fallback"])
         text = meta["help"] + (f" (default: {default})" if default else "")
