@@ -2,38 +2,14 @@
 
 import gzip
 import struct
-from typing import NamedTuple
+from collections import namedtuple
 
 import numpy as np
 
 import nanocnn as nc
 
-
-class ConvCase(NamedTuple):
-    N: int
-    C: int
-    F: int
-    H: int
-    W: int
-    KH: int
-    KW: int
-    SH: int
-    SW: int
-    PH: int
-    PW: int
-
-
-class PoolCase(NamedTuple):
-    N: int
-    C: int
-    H: int
-    W: int
-    KH: int
-    KW: int
-    SH: int
-    SW: int
-    PH: int
-    PW: int
+ConvCase = namedtuple("ConvCase", "N C F H W KH KW SH SW PH PW")  # one conv layer's input and geometry
+PoolCase = namedtuple("PoolCase", "N C H W KH KW SH SW PH PW")  # one max-pool layer's
 
 
 def conv_sweep(count, seed=1):
