@@ -4,8 +4,11 @@ Every image array leaves this module as float32 (N, C, H, W) in [0, 1], scaled i
 (``to_float``); every label array as int64 (N,) in [0, num_classes).
 """
 
+from __future__ import annotations
+
 import gzip
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 
@@ -144,7 +147,13 @@ def limited(array, limit, name):
     return array[: check_int(limit, name, 1)]
 
 
-def load_dataset(path=None, limit_train=None, limit_test=None, num_classes=None, with_train=True):
+def load_dataset(
+    path: str | os.PathLike | None = None,
+    limit_train: int | None = None,
+    limit_test: int | None = None,
+    num_classes: int | None = None,
+    with_train: bool = True,
+) -> Dataset:
     """Load, validate and scale a dataset; path None means the bundled MNIST.
 
     num_classes is read from the training labels (max + 1) unless given (e.g. by a trained model).
@@ -172,7 +181,7 @@ def load_dataset(path=None, limit_train=None, limit_test=None, num_classes=None,
     return Dataset(train, test, classes, path)
 
 
-def batches(n, batch_size, rng=None):
+def batches(n: int, batch_size: int, rng: np.random.Generator | None = None) -> Iterator[np.ndarray]:
     """Index arrays covering range(n) in batches of batch_size (the last may be smaller); shuffled by rng if given."""
     order = rng.permutation(n) if rng is not None else np.arange(n)
     for start in range(0, n, batch_size):

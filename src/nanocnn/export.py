@@ -19,6 +19,8 @@ Every write builds the whole file in memory first, then writes it atomically, re
 existing file unless overwrite=True: an error at any point leaves no file, or the old one untouched.
 """
 
+from __future__ import annotations
+
 import json
 import os
 
@@ -112,7 +114,9 @@ def write_new(path, data):
     return path
 
 
-def export_onnx(model, path, input_shape, num_classes=None, overwrite=False):
+def export_onnx(
+    model: Sequential, path, input_shape: tuple, num_classes: int | None = None, overwrite: bool = False
+) -> str:
     """Write ``model`` as an ONNX graph: float32 input (N, C, H, W) in [0, 1], N open -> output (N, K) logits.
 
     input_shape : (C, H, W), one example. Dropout is left out (inference). metadata_props record the
@@ -152,7 +156,14 @@ def pytorch_spec(model):
     return spec
 
 
-def save_safetensors(model, path, input_shape=None, num_classes=None, meta=None, overwrite=False):
+def save_safetensors(
+    model: Sequential,
+    path,
+    input_shape: tuple | None = None,
+    num_classes: int | None = None,
+    meta: dict | None = None,
+    overwrite: bool = False,
+) -> str:
     """Write the weights and architecture of ``model`` to a safetensors file that PyTorch loads as it is.
 
     input_shape : (C, H, W) and num_classes are recorded when given (or found in ``meta``; the arguments
@@ -184,7 +195,7 @@ def decode(value):
         return value
 
 
-def load_safetensors(path, model=None):
+def load_safetensors(path, model: Sequential | None = None) -> tuple[Sequential, dict]:
     """Load weights from a safetensors file (nanocnn's, or safetensors.torch.save_file(model.state_dict())).
 
     model : the Sequential the weights belong to, filled in place; None builds it from the file's

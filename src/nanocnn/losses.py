@@ -1,23 +1,25 @@
 """Softmax cross-entropy, fused so that it is stable for any finite logits."""
 
+from __future__ import annotations
+
 import numpy as np
 
 from .validation import UserError, check_labels
 
 
-def log_softmax(logits):
+def log_softmax(logits: np.ndarray) -> np.ndarray:
     """logits : (N, K) -> log probabilities (N, K), via log-sum-exp after subtracting each row's max."""
     shifted = logits - logits.max(axis=1, keepdims=True)
     return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
 
-def softmax(logits):
+def softmax(logits: np.ndarray) -> np.ndarray:
     """logits : (N, K) -> probabilities (N, K); rows sum to 1."""
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     return shifted / shifted.sum(axis=1, keepdims=True)
 
 
-def softmax_cross_entropy(logits, labels):
+def softmax_cross_entropy(logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
     """Mean cross-entropy of softmax(logits) against integer labels, and its gradient.
 
     logits : (N, K) floating; labels : (N,) ints in [0, K).

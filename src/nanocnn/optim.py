@@ -1,7 +1,12 @@
 """Optimizers: SGD (momentum, weight decay) and Adam, each keeping its own per-parameter state."""
 
+from __future__ import annotations
+
+from collections.abc import Iterable
+
 import numpy as np
 
+from .layers.module import Parameter
 from .validation import UserError, check_real
 
 
@@ -10,7 +15,7 @@ class Optimizer:
 
     state_names = ()
 
-    def __init__(self, params, lr):
+    def __init__(self, params: Iterable[Parameter], lr: float):
         self.params = list(params)
         if not self.params:
             raise UserError(f"{type(self).__name__}: got an empty parameter list")
@@ -52,7 +57,7 @@ class SGD(Optimizer):
 
     state_names = ("momentum_buffer",)
 
-    def __init__(self, params, lr, momentum=0.0, weight_decay=0.0):
+    def __init__(self, params: Iterable[Parameter], lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
         super().__init__(params, lr)
         self.momentum = check_real(momentum, "momentum", 0, 1, high_open=True, owner="SGD")
         self.weight_decay = check_real(weight_decay, "weight_decay", 0, owner="SGD")
@@ -79,7 +84,14 @@ class Adam(Optimizer):
 
     state_names = ("exp_avg", "exp_avg_sq")
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
+    def __init__(
+        self,
+        params: Iterable[Parameter],
+        lr: float = 1e-3,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0.0,
+    ):
         super().__init__(params, lr)
         self.betas = tuple(check_real(b, "betas", 0, 1, high_open=True, owner="Adam") for b in betas)
         self.eps = check_real(eps, "eps", 0, owner="Adam")
