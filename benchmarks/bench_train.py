@@ -1,15 +1,18 @@
-"""Training and inference speed of nanocnn beside PyTorch on the CPU, measured side by side in one run.
+"""Training and inference speed of nanocnn beside PyTorch and onnxruntime on the CPU, side by side in one run.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_train.py [--repeats 3] [--rss]
 
 For (a) the article's network with ReLU (conv 16x8x8, ReLU, conv 8x4x4 stride 2, ReLU, linear) at batch
-64 with Adam, and (b) the default preset with its own batch size and optimizer, it trains one epoch of the
-bundled MNIST with nanocnn and with PyTorch (same architecture, same initial weights, same batches, same
-thread count), alternating the two ``--repeats`` times, and prints the median epoch times and their ratio.
-Then inference images/s on the 10,000 test images, achieved GFLOP/s beside this machine's own float32
-matrix-product ceiling, the BLAS kernel that ran, the fast layers against reference.py on the seed
-network, and with --rss the peak resident memory of a default `nanocnn train`.
-PyTorch is optional: without it only nanocnn's figures are printed.
+64 with Adam, and (b) the default preset with its own settings, it trains one epoch of the bundled MNIST
+with nanocnn (the path `nanocnn train` takes: each batch's parts on the threads) and with PyTorch (same
+architecture, initial weights, batches and thread count), alternating the two ``--repeats`` times, and
+prints the median epoch times and their ratio. Then inference on the 10,000 test images, alternated the
+same way: nanocnn's predict_proba and a plain eval-mode ``model(x)`` on all 10,000 at once, PyTorch and
+onnxruntime (running nanocnn's own ONNX export) each at their best of batch 64, 256 and 10,000. Then a
+fresh model's first ``model(x)`` on the 10,000 images in a new process (time and memory), achieved
+GFLOP/s beside this machine's float32 matrix-product ceiling, the BLAS kernel, the fast layers against
+reference.py, and with --rss the peak resident memory of a default `nanocnn train`.
+PyTorch and onnxruntime are optional: without them only nanocnn's figures are printed.
 """
 
 import argparse
@@ -26,14 +29,21 @@ import numpy as np
 import nanocnn as nc
 from nanocnn import reference
 from nanocnn.data import batches, load_dataset
+from nanocnn.inference import predict_proba
 from nanocnn.parallel import DataParallel
 from nanocnn.presets import PRESETS, build_seed
-from nanocnn.train import predict_proba, train_step
+from nanocnn.train import train_step
 
 try:
     import torch
 except ImportError:
     torch = None
+try:
+    import onnxruntime
+except ImportError:
+    onnxruntime = None
+
+BATCHES = (64, 256, 10_000)  # inference batch sizes PyTorch and onnxruntime are tried at; their best counts
 
 
 def article_relu(input_shape, num_classes, rng):
@@ -45,6 +55,9 @@ def article_relu(input_shape, num_classes, rng):
         nc.Flatten(),
         nc.Linear(8 * 9 * 9, num_classes, rng=rng),
     )
+
+
+NETWORKS = {"a": article_relu, "b": PRESETS["default"].build}
 
 
 def to_torch(model):
@@ -90,24 +103,32 @@ def epoch_torch(model, optimizer, images, labels, order):
     return time.perf_counter() - start
 
 
-def inference_nanocnn(model, images, threads):
-    """Images/s of predict_proba, which picks its own batch size."""
+def rate(fn, images):
+    """Images/s of one call of fn(images)."""
     start = time.perf_counter()
-    predict_proba(model, images, threads=threads)
+    fn(images)
     return len(images) / (time.perf_counter() - start)
 
 
-def inference_torch(model, images):
-    """Images/s of PyTorch at the best of several batch sizes (its best, to keep the comparison honest)."""
-    x = torch.from_numpy(images)
+def best_batch_rate(run, images):
+    """Images/s at the best of BATCHES: run(x) on consecutive slices of each size."""
     best = 0
-    for batch in (32, 128, 500):
+    for batch in BATCHES:
         start = time.perf_counter()
-        with torch.no_grad():
-            for i in range(0, len(x), batch):
-                torch.softmax(model(x[i : i + batch]), dim=1)
+        for i in range(0, len(images), batch):
+            run(images[i : i + batch])
         best = max(best, len(images) / (time.perf_counter() - start))
     return best
+
+
+def onnx_session(model, input_shape, threads, folder):
+    """An onnxruntime session of nanocnn's own ONNX export of ``model``, on ``threads`` threads."""
+    path = nc.export_onnx(model, os.path.join(folder, "model.onnx"), input_shape)
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda x: session.run(None, {name: x})[0]
 
 
 def train_macs(model, shape):
@@ -126,45 +147,92 @@ def matmul_ceiling(n=2048, repeats=5):
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def compare(name, build, batch_size, optimizer, lr, data, repeats, threads):
+def compare(name, data, repeats, threads):
+    """Train one epoch of network ``name`` ("a" or "b") both ways, then inference every way, alternated."""
+    default = PRESETS["default"].defaults
+    batch_size, lr = (64, 1e-3) if name == "a" else (default.batch_size, default.lr)
     rng = np.random.default_rng(0)
-    model = build(data.input_shape, data.num_classes, rng)
-    reference_model = to_torch(model) if torch else None
-    ours = nc.Adam(model.parameters(), lr=lr) if optimizer == "adam" else nc.SGD(model.parameters(), lr=lr)
-    if torch:
-        make = torch.optim.Adam if optimizer == "adam" else torch.optim.SGD
-        theirs = make(reference_model.parameters(), lr=lr)
+    model = NETWORKS[name](data.input_shape, data.num_classes, rng)
+    theirs_model = to_torch(model) if torch else None
+    ours = nc.Adam(model.parameters(), lr=lr)
+    theirs = torch.optim.Adam(theirs_model.parameters(), lr=lr) if torch else None
     n = len(data.train.labels)
-    ours_t, theirs_t = [], []
+    times = {"nanocnn": [], "PyTorch": []}
     for r in range(repeats):
         order = list(batches(n, batch_size, np.random.default_rng(r)))
-        ours_t.append(epoch_nanocnn(model, ours, data.train.images, data.train.labels, order, threads))
+        times["nanocnn"].append(epoch_nanocnn(model, ours, data.train.images, data.train.labels, order, threads))
         if torch:
-            theirs_t.append(epoch_torch(reference_model, theirs, data.train.images, data.train.labels, order))
-    med = statistics.median(ours_t)
-    gflops = 2 * train_macs(model, data.input_shape) * n / med / 1e9
-    print(f"\n({name}) batch {batch_size}, {optimizer}, {n:,} images, {repeats} alternating repeats")
-    print(f"  nanocnn epoch: median {med:.2f} s  (all: {', '.join(f'{t:.2f}' for t in ours_t)})  {gflops:.1f} GFLOP/s")
+            times["PyTorch"].append(epoch_torch(theirs_model, theirs, data.train.images, data.train.labels, order))
+    med = {k: statistics.median(v) for k, v in times.items() if v}
+    gflops = 2 * train_macs(model, data.input_shape) * n / med["nanocnn"] / 1e9
+    print(
+        f"\n({name}) {'article network + ReLU' if name == 'a' else 'default preset'}: batch {batch_size}, Adam, "
+        f"{n:,} images, {repeats} alternated repeats"
+    )
+    for k, v in times.items():
+        if v:
+            print(f"  {k} epoch: median {med[k]:.2f} s  (all: {', '.join(f'{t:.2f}' for t in v)})")
+    print(f"  nanocnn: {gflops:.1f} GFLOP/s")
+    if torch:
+        print(f"  training time ratio nanocnn / PyTorch: {med['nanocnn'] / med['PyTorch']:.2f}x")
+
     test = data.test.images
-    if torch:
-        tmed = statistics.median(theirs_t)
-        print(f"  PyTorch epoch: median {tmed:.2f} s  (all: {', '.join(f'{t:.2f}' for t in theirs_t)})")
-        print(f"  ratio nanocnn / PyTorch: {med / tmed:.2f}x")
-        reference_model.eval()
-    ours_inf, theirs_inf = [], []
-    for _ in range(repeats):  # alternated, like the epochs
-        ours_inf.append(inference_nanocnn(model, test, threads))
+    model.eval()
+    runs = {"nanocnn predict_proba": lambda x: predict_proba(model, x, threads), "nanocnn model(x)": model}
+    with tempfile.TemporaryDirectory() as folder:
         if torch:
-            theirs_inf.append(inference_torch(reference_model, test))
-    ours_inf = statistics.median(ours_inf)
-    if torch:
-        theirs_inf = statistics.median(theirs_inf)
-        print(
-            f"  inference on {len(test):,} test images: nanocnn {ours_inf:,.0f} img/s, PyTorch {theirs_inf:,.0f} "
-            f"img/s (its best batch size), throughput ratio nanocnn / PyTorch {ours_inf / theirs_inf:.2f}"
-        )
-    else:
-        print(f"  inference on {len(test):,} test images: nanocnn {ours_inf:,.0f} img/s")
+            theirs_model.eval()
+
+            def torch_run(x):
+                with torch.no_grad():
+                    return theirs_model(torch.from_numpy(x))
+
+            runs["PyTorch"] = lambda x: best_batch_rate(torch_run, x)
+        if onnxruntime:
+            session = onnx_session(model, data.input_shape, threads, folder)
+            runs["onnxruntime"] = lambda x: best_batch_rate(session, x)
+        rates = {k: [] for k in runs}
+        for _ in range(repeats):
+            for k, run in runs.items():
+                rates[k].append(run(test) if k in ("PyTorch", "onnxruntime") else rate(run, test))
+    rates = {k: statistics.median(v) for k, v in rates.items()}
+    print(
+        f"  inference on {len(test):,} test images, img/s (medians of {repeats}; PyTorch and onnxruntime at "
+        f"their best of batch {', '.join(map(str, BATCHES))}):"
+    )
+    for k, v in rates.items():
+        ratios = ", ".join(f"{v / rates[o]:.2f}x {o}" for o in ("PyTorch", "onnxruntime") if o in rates and o != k)
+        print(f"    {k:<22} {v:>9,.0f}" + (f"   ({ratios})" if ratios and k.startswith("nanocnn") else ""))
+    one_off(name)
+
+
+ONE_OFF = """
+import resource, sys, time, tracemalloc
+import numpy as np
+sys.path.insert(0, {here!r})
+from bench_train import NETWORKS
+from nanocnn.data import load_dataset
+images = load_dataset(with_train=False, num_classes=10).test.images
+model = NETWORKS[{name!r}]((1, 28, 28), 10, np.random.default_rng(0)).eval()
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+tracemalloc.start()
+start = time.perf_counter()
+model(images)
+seconds = time.perf_counter() - start
+peak = tracemalloc.get_traced_memory()[1]
+print(len(images) / seconds, peak / 2**20, (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss) / 1024)
+"""
+
+
+def one_off(name):
+    """A fresh process's first eval-mode model(x) on all 10,000 test images: img/s and memory beyond the input."""
+    code = ONE_OFF.format(here=os.path.dirname(os.path.abspath(__file__)), name=name)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    speed, traced, rss = (float(v) for v in out)
+    print(
+        f"  a fresh model's first model(x) on 10,000 images, new process: {speed:,.0f} img/s; allocated beyond "
+        f"the input: peak {traced:.1f} MiB (tracemalloc), resident memory grew {rss:.0f} MiB"
+    )
 
 
 def seed_fast_vs_reference(data, images=32):
@@ -208,29 +276,15 @@ def peak_rss_of_default_train():
     Linux keeps a process's pre-exec high-water mark, so a child forked straight from this (large)
     process would report this process's size; the tiny wrapper forks the training run instead.
     """
+    wrapper = (
+        "import resource, subprocess, sys, time; t = time.perf_counter(); "
+        "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - t, "
+        "(r.stdout.strip().splitlines() or [r.stderr.strip()])[-1], sep='|')"
+    )
     with tempfile.TemporaryDirectory() as out:
-        wrapper = (
-            "import resource, subprocess, sys, time; t = time.perf_counter(); "
-            "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
-            "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, time.perf_counter() - t, "
-            "(r.stdout.strip().splitlines() or [r.stderr.strip()])[-1], sep='|')"
-        )
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                wrapper,
-                sys.executable,
-                "-m",
-                "nanocnn",
-                "train",
-                "--no-progress",
-                "--out",
-                out + "/run",
-            ],
-            capture_output=True,
-            text=True,
-        )
+        train = [sys.executable, "-m", "nanocnn", "train", "--no-progress", "--out", out + "/run"]
+        result = subprocess.run([sys.executable, "-c", wrapper, *train], capture_output=True, text=True)
     peak_kb, seconds, last = result.stdout.strip().split("|")
     print(f"\ndefault `nanocnn train`: peak RSS {int(peak_kb) / 1024:.0f} MB, {float(seconds):.0f} s, {last}")
 
@@ -239,46 +293,40 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--limit-train", type=int, default=None, help="images per epoch (default: all 60,000)")
+    parser.add_argument("--networks", default="ab", help="which of a and b (default: both)")
     parser.add_argument("--rss", action="store_true", help="also measure the peak RSS of a default `nanocnn train`")
     args = parser.parse_args()
 
     from threadpoolctl import threadpool_info
 
-    blas = [i for i in threadpool_info() if i["user_api"] == "blas"]
-    threads = blas[0]["num_threads"] if blas else os.cpu_count()
+    from nanocnn.parallel import default_threads
+
+    threads = default_threads()
     print(
         f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
-        f"Python {platform.python_version()}, "
-        f"numpy {np.__version__}, nanocnn {nc.__version__}, PyTorch {torch.__version__ if torch else 'not installed'}"
+        f"Python {platform.python_version()}, numpy {np.__version__}, nanocnn {nc.__version__}, "
+        f"PyTorch {torch.__version__ if torch else 'not installed'}, "
+        f"onnxruntime {onnxruntime.__version__ if onnxruntime else 'not installed'}"
     )
-    for info in blas:
-        print(
-            f"BLAS: {info['internal_api']} {info.get('version')}, kernel {info.get('architecture')}, "
-            f"{info['num_threads']} threads"
-        )
+    for info in threadpool_info():
+        if info["user_api"] == "blas":
+            print(
+                f"BLAS: {info['internal_api']} {info.get('version')}, kernel {info.get('architecture')}, "
+                f"{info['num_threads']} threads outside nanocnn (nanocnn holds it at 1)"
+            )
     print(
         "OPENBLAS_CORETYPE=" + os.environ.get("OPENBLAS_CORETYPE", "(unset)"),
         "OPENBLAS_L2_SIZE=" + os.environ.get("OPENBLAS_L2_SIZE", "(unset)"),
     )
-    print(f"nanocnn threads: {threads} (each batch's parts in parallel, BLAS at 1 thread meanwhile)")
+    print(f"nanocnn threads: {threads}")
     if torch:
         torch.set_num_threads(threads)
         print(f"PyTorch threads: {torch.get_num_threads()}")
     print(f"float32 matmul ceiling (2048^3, numpy): {matmul_ceiling():.0f} GFLOP/s")
 
     data = load_dataset(limit_train=args.limit_train)
-    default = PRESETS["default"]
-    compare("a: article network + ReLU", article_relu, 64, "adam", 1e-3, data, args.repeats, threads)
-    compare(
-        "b: default preset",
-        default.build,
-        default.batch_size,
-        default.optimizer,
-        default.lr,
-        data,
-        args.repeats,
-        threads,
-    )
+    for name in args.networks:
+        compare(name, data, args.repeats, threads)
     seed_fast_vs_reference(data)
     if args.rss:
         peak_rss_of_default_train()

@@ -2,7 +2,7 @@
 
 from .export import export_onnx, load_safetensors, save_safetensors
 from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, Parameter, ReLU, register_layer
-from .losses import softmax_cross_entropy
+from .losses import softmax, softmax_cross_entropy
 from .model import Sequential, load, save
 from .optim import SGD, Adam
 from .validation import UserError
@@ -28,5 +28,6 @@ __all__ = [
     "register_layer",
     "save",
     "save_safetensors",
+    "softmax",
     "softmax_cross_entropy",
 ]
