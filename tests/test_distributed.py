@@ -413,3 +413,26 @@ def test_distributed_without_a_launcher_trains_in_one_process(mpiexec, tmp_path,
     assert done.returncode == 0, done.stderr
     assert done.stderr.startswith("note: --distributed without an MPI launcher: training in this one process")
     assert_same_run(tmp_path / "run", one_process(tmp_path_factory, **SMALL))
+
+
+def test_messages_between_ranks_are_json_and_npy_never_pickle():
+    """wire.py: what ranks send each other is parsed, never unpickled, and arrives bit-identical."""
+    import pickle
+
+    import nanocnn as nc
+    from nanocnn import wire
+    from nanocnn.config import Config
+
+    model = nc.Sequential(nc.Conv2d(1, 2, 3), nc.ReLU(), nc.Flatten(), nc.Linear(2 * 4 * 4, 3))
+    logits = np.random.default_rng(0).standard_normal((64, 10)).astype(np.float32)
+    sent = {"results": [(logits, 0.1 + 0.2)], "config": Config(lr=3e-3).resolved(), "model": model}
+    data = wire.dumps(sent)
+    assert b"__array__" in data and not data.startswith(b"\x80")  # JSON, not a pickle stream
+    got = wire.loads(data)
+    assert np.array_equal(got["results"][0][0], logits) and got["results"][0][1] == 0.1 + 0.2
+    assert got["config"] == sent["config"] and got["model"].spec() == model.spec()
+    with pytest.raises(ValueError):
+        wire.loads(pickle.dumps({"a": 1}))  # a pickle from elsewhere is refused, not run
+    mpi = pytest.importorskip("mpi4py.MPI")
+    wire.use_with(mpi)
+    assert mpi.pickle.loads is wire.loads and mpi.pickle.dumps is wire.dumps

@@ -22,6 +22,7 @@ import warnings
 
 import numpy as np
 
+from . import wire
 from .config import option
 from .parallel import MAX_THREADS, World, resolve_threads, usable_cpus
 from .validation import UserError
@@ -209,6 +210,7 @@ def connect():
             from mpi4py import MPI  # initialises MPI
     except (ImportError, RuntimeError, OSError) as e:
         raise UserError(f"--distributed needs mpi4py and an MPI library ({message(e)}): {INSTALL}") from None
+    wire.use_with(MPI)  # messages between ranks as JSON and .npy arrays, never pickle
     size, expected = MPI.COMM_WORLD.Get_size(), launcher()[0]
     if size == 1 and expected > 1:
         library = " ".join(MPI.Get_library_version().splitlines()[0].split())
