@@ -53,6 +53,27 @@ def pool_sweep(count, seed=2):
 
 POOL_EDGE_CASES = [PoolCase(2, 2, 8, 8, 2, 2, 2, 2, 0, 0), PoolCase(1, 2, 7, 9, 3, 2, 2, 3, 1, 1)]
 
+# Each convolution strategy (convolution.py) on its own cases, with the strategy each must take written out,
+# so that a dispatch bug cannot hide: the main sweep reaches kernel rows (stride 1, C > 1) only rarely.
+CONV_STRATEGY_CASES = [
+    (ConvCase(2, 3, 2, 7, 6, 3, 3, 1, 1, 1, 1), "kernel rows"),
+    (ConvCase(3, 2, 4, 8, 5, 5, 5, 1, 1, 2, 2), "kernel rows"),  # the default preset's second conv, small
+    (ConvCase(1, 4, 3, 6, 9, 2, 4, 1, 1, 0, 2), "kernel rows"),  # non-square kernel and padding
+    (ConvCase(2, 2, 1, 5, 5, 5, 5, 1, 1, 0, 0), "kernel rows"),  # kernel as large as the image
+    (ConvCase(1, 3, 2, 2, 3, 4, 2, 1, 1, 1, 0), "kernel rows"),  # kernel larger than the image
+    (ConvCase(2, 2, 3, 6, 4, 3, 1, 1, 1, 2, 1), "kernel rows"),  # one kernel column
+    (ConvCase(2, 3, 2, 9, 9, 4, 4, 2, 2, 0, 0), "space to depth"),  # the article's second conv, small
+    (ConvCase(1, 2, 3, 10, 7, 3, 3, 2, 2, 1, 1), "space to depth"),  # kernel not a multiple of the stride
+    (ConvCase(2, 2, 2, 11, 8, 5, 3, 3, 2, 2, 0), "space to depth"),  # different strides and paddings
+    (ConvCase(1, 3, 2, 8, 8, 2, 2, 2, 2, 0, 0), "space to depth"),  # stride == kernel
+    (ConvCase(2, 2, 2, 7, 9, 1, 4, 1, 3, 0, 1), "space to depth"),  # stride 1 along H only
+    (ConvCase(1, 2, 2, 3, 3, 5, 5, 2, 2, 2, 2), "space to depth"),  # input smaller than the kernel
+    (ConvCase(2, 1, 3, 9, 8, 3, 3, 1, 1, 1, 1), "im2col"),  # one input channel
+    (ConvCase(2, 1, 2, 9, 9, 4, 4, 2, 2, 0, 0), "im2col"),  # one channel, strided
+    (ConvCase(2, 3, 2, 6, 6, 1, 1, 1, 1, 0, 0), "im2col"),  # 1x1 kernel
+    (ConvCase(2, 2, 2, 9, 9, 2, 2, 3, 3, 1, 0), "im2col"),  # stride larger than the kernel
+]
+
 CONV_SWEEP = conv_sweep(200) + CONV_EDGE_CASES  # PyTorch: all; reference: the first 40; finite differences: 25
 POOL_SWEEP = pool_sweep(200) + POOL_EDGE_CASES
 

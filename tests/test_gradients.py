@@ -5,6 +5,7 @@ import pytest
 
 import nanocnn as nc
 from helpers import (
+    CONV_STRATEGY_CASES,
     CONV_SWEEP,
     POOL_SWEEP,
     check_layer_gradients,
@@ -193,3 +194,11 @@ def test_conv_workspace_is_never_handed_out_and_one_backward_uses_one_forward(rn
 def test_every_layer_refuses_backward_before_forward(layer):
     with pytest.raises(RuntimeError, match="backward needs a forward pass with gradients enabled first"):
         layer.backward(np.zeros((1, 2), np.float32))
+
+
+@pytest.mark.parametrize("case, strategy", CONV_STRATEGY_CASES, ids=lambda v: str(v))
+def test_conv2d_gradients_in_every_strategy(case, strategy, rng):
+    layer = conv_layer(case, rng)
+    check_layer_gradients(layer, rng.standard_normal((case.N, case.C, case.H, case.W)), rng)
+    layer(rng.standard_normal((case.N, case.C, case.H, case.W)))
+    assert layer._cache[1].kind == strategy

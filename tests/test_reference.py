@@ -10,28 +10,39 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import nanocnn as nc
-from helpers import CONV_SWEEP, POOL_SWEEP, ConvCase, PoolCase, numerical_grad, pool_input, rel_error
+from helpers import (
+    CONV_STRATEGY_CASES,
+    CONV_SWEEP,
+    POOL_SWEEP,
+    ConvCase,
+    PoolCase,
+    numerical_grad,
+    pool_input,
+    rel_error,
+)
+from nanocnn import convolution
 from nanocnn import functional as fast
 from nanocnn import reference as slow
 
 
-def conv_pair(case, rng, dtype=np.float64):
-    """(fast results, slow results): out, dx, dweight, dbias."""
+def conv_pair(case, rng, dtype=np.float64, expect=None):
+    """(fast results, slow results): out, dx, dweight, dbias. expect: the strategy the kernel must take."""
     x = rng.standard_normal((case.N, case.C, case.H, case.W)).astype(dtype)
     w = rng.standard_normal((case.F, case.C, case.KH, case.KW)).astype(dtype)
     b = rng.standard_normal(case.F).astype(dtype)
     stride, padding = (case.SH, case.SW), (case.PH, case.PW)
-    out, cols = fast.conv2d_forward(x, w, b, stride, padding, workspace=np.empty(cols_size(case), dtype))
+    out, cache = fast.conv2d_forward(x, w, b, stride, padding, workspace=np.empty(workspace_size(case), dtype))
+    assert expect is None or cache.kind == expect, f"{case} took {cache.kind}, not {expect}"
     dout = rng.standard_normal(out.shape).astype(dtype)
-    dx, dw, db = fast.conv2d_backward(cols, w, dout, x.shape, stride, padding)
+    dx, dw, db = fast.conv2d_backward(cache, w, dout, x.shape, stride, padding)
     return (out, dx, dw, db), (slow.conv2d_forward(x, w, b, stride, padding),) + slow.conv2d_backward(
         x, w, dout, stride, padding
     )
 
 
-def cols_size(case):
-    OH, OW = fast.output_hw((case.H, case.W), (case.KH, case.KW), (case.SH, case.SW), (case.PH, case.PW))
-    return case.C * case.KH * case.KW * OH * OW * case.N
+def workspace_size(case):
+    x_shape, w_shape = (case.N, case.C, case.H, case.W), (case.F, case.C, case.KH, case.KW)
+    return convolution.workspace_size(x_shape, w_shape, (case.SH, case.SW), (case.PH, case.PW))
 
 
 def pool_pair(case, rng, ties=False):
@@ -64,6 +75,7 @@ def loss_pair(n, k, rng):
 # The table: every fast kernel beside its loop version, over the shared sweeps.
 PAIRS = (
     [("conv2d", lambda rng, c=c: conv_pair(c, rng)) for c in CONV_SWEEP[:40] + CONV_SWEEP[-4:]]
+    + [(f"conv2d {s}", lambda rng, c=c, s=s: conv_pair(c, rng, expect=s)) for c, s in CONV_STRATEGY_CASES]
     + [("maxpool2d", lambda rng, c=c: pool_pair(c, rng)) for c in POOL_SWEEP[:40] + POOL_SWEEP[-2:]]
     + [("maxpool2d ties", lambda rng, c=c: pool_pair(c, rng, ties=True)) for c in POOL_SWEEP[:40]]
     + [("linear", lambda rng, s=s: linear_pair(*s, rng)) for s in [(1, 3, 2), (6, 10, 4), (5, 1, 7)]]
@@ -82,6 +94,26 @@ def test_fast_kernel_equals_its_loop_version(name, pair, rng):
     if name.startswith("maxpool2d"):
         (_, dx), (_, rdx) = fast_results, slow_results
         assert np.array_equal(dx != 0, rdx != 0)  # the same pixel of each window gets the gradient
+
+
+def test_the_table_reaches_every_conv_strategy_and_its_cases_take_the_written_one():
+    """A dispatch bug cannot hide: the strategies are written beside the cases, not derived from strategy()."""
+    cases = [c for c, _ in CONV_STRATEGY_CASES]
+    taken = [convolution.strategy(c.C, (c.KH, c.KW), (c.SH, c.SW)) for c in cases]
+    assert taken == [s for _, s in CONV_STRATEGY_CASES]
+    names = [name for name, _ in PAIRS]
+    for s in (convolution.IM2COL, convolution.ROWS, convolution.SPACE_TO_DEPTH):
+        assert names.count(f"conv2d {s}") >= 4
+    swept = [convolution.strategy(c.C, (c.KH, c.KW), (c.SH, c.SW)) for c in CONV_SWEEP[:40] + CONV_SWEEP[-4:]]
+    assert {convolution.IM2COL, convolution.ROWS, convolution.SPACE_TO_DEPTH} <= set(swept)
+
+
+@pytest.mark.parametrize("case, expect", CONV_STRATEGY_CASES, ids=lambda v: str(v))
+def test_every_conv_strategy_in_float32(case, expect, rng):
+    """The float32 kernels agree with the float64 loops to float32 rounding."""
+    fast_results, slow_results = conv_pair(case, rng, np.float32, expect)
+    for a, b in zip(fast_results, slow_results):
+        assert a.dtype == np.float32 and rel_error(a, b) < 1e-5
 
 
 @settings(max_examples=60, deadline=None, derandomize=True)
@@ -175,3 +207,63 @@ def test_the_conv_layer_is_its_kernel(case, rng):
 def conv_pair_with(layer, x, dout):
     out, cols = fast.conv2d_forward(x, layer.weight.data, layer.bias.data, layer.stride, layer.padding)
     return (out,) + fast.conv2d_backward(cols, layer.weight.data, dout, x.shape, layer.stride, layer.padding), None
+
+
+@pytest.mark.parametrize("case, expect", CONV_STRATEGY_CASES, ids=lambda v: str(v))
+def test_the_conv_layer_is_its_kernel_in_every_strategy(case, expect, rng):
+    """Training forward and backward through the layer's own workspace equal the kernel's, to the bit."""
+    layer = nc.Conv2d(
+        case.C, case.F, (case.KH, case.KW), (case.SH, case.SW), (case.PH, case.PW), dtype=np.float64, rng=rng
+    )
+    x = rng.standard_normal((case.N, case.C, case.H, case.W))
+    out = layer(x)
+    assert layer._cache[1].kind == expect
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    (rout, rdx, rdw, rdb), _ = conv_pair_with(layer, x, dout)
+    assert np.array_equal(out, rout) and np.array_equal(dx, rdx)
+    assert np.array_equal(layer.weight.grad, rdw) and np.array_equal(layer.bias.grad, rdb)
+
+
+TILE_CASES = [
+    PoolCase(3, 2, 8, 8, 2, 2, 2, 2, 0, 0),
+    PoolCase(2, 3, 9, 7, 2, 2, 2, 2, 0, 0),  # cropped: the last row and column are in no window
+    PoolCase(2, 2, 9, 12, 3, 3, 3, 3, 0, 0),
+    PoolCase(1, 2, 8, 9, 2, 3, 2, 3, 0, 0),  # non-square windows
+    PoolCase(2, 1, 5, 6, 1, 2, 1, 2, 0, 0),  # one row per window
+    PoolCase(2, 2, 7, 5, 3, 1, 3, 1, 0, 0),  # one column per window
+    PoolCase(2, 2, 4, 4, 1, 1, 1, 1, 0, 0),  # 1x1: a copy
+    PoolCase(1, 1, 4, 8, 4, 4, 4, 4, 0, 0),
+]
+
+
+@pytest.mark.parametrize("case", TILE_CASES, ids=str)
+@pytest.mark.parametrize("ties", [False, True])
+def test_maxpool2d_tiles_fast_path_equals_the_general_path_to_the_bit(case, ties, rng, monkeypatch):
+    """Windows that tile the input (kernel == stride, no padding) take the reshape path; ties to the first max."""
+    kernel, stride, padding = (case.KH, case.KW), (case.SH, case.SW), (case.PH, case.PW)
+    assert fast.tiles(kernel, stride, padding)
+    x = pool_input(case, rng, ties)
+    if ties:
+        x[:, :, : case.KH, : case.KW] = 1.0  # a window of equal values: the first one takes the gradient
+    out, xp = fast.maxpool2d_forward(x, kernel, stride, padding)
+    dout = rng.standard_normal(out.shape)
+    dx = fast.maxpool2d_backward(dout, out, xp, x.shape, kernel, stride, padding)
+    rout, argmax = slow.maxpool2d_forward(x, kernel, stride, padding)
+    assert np.array_equal(out, rout)
+    assert np.array_equal(dx, slow.maxpool2d_backward(x, dout, argmax, kernel, stride, padding))
+    monkeypatch.setattr(fast, "tiles", lambda *args: False)  # the general path, on the same input
+    gout, gxp = fast.maxpool2d_forward(x, kernel, stride, padding)
+    gdx = fast.maxpool2d_backward(dout, gout, gxp, x.shape, kernel, stride, padding)
+    assert np.array_equal(out, gout) and np.array_equal(dx, gdx)
+    assert out.tobytes() == gout.tobytes() and dx.tobytes() == gdx.tobytes()
+
+
+def test_maxpool2d_tiles_keeps_a_nan_window_without_gradient():
+    """As the general path: a window holding NaN pools to NaN and passes no gradient (no offset equals NaN)."""
+    x = np.arange(16.0).reshape(1, 1, 4, 4)
+    x[0, 0, 1, 1] = np.nan
+    layer = nc.MaxPool2d(2)
+    out = layer(x)
+    dx = layer.backward(np.ones_like(out))
+    assert np.isnan(out[0, 0, 0, 0]) and not dx[0, 0, :2, :2].any() and dx[0, 0, 3, 3] == 1

@@ -8,9 +8,11 @@ Dimension symbols used throughout nanocnn:
 The kernels loop only over the KH*KW kernel offsets; every other axis is a numpy array axis.
 Internally activations live in memory as (C, H, W, N), batch innermost, and are handed between
 layers as (N, C, H, W) views of that memory (``from_chwn``), so the public shapes stay NCHW. With
-the batch innermost, every window copy in im2col, col2im and pooling moves runs of N (and, at
+the batch innermost, every window copy in a convolution or a pooling moves runs of N (and, at
 stride 1, of OW*N) contiguous numbers instead of runs of OW, one matrix product covers the whole
-batch, and its (F, OH*OW*N) result is already the next layer's layout: no transposes.
+batch, and its (F, OH*OW*N) result is already the next layer's layout: no transposes. The
+convolution's three strategies (im2col, kernel rows, space to depth) live in ``convolution.py``;
+conv2d_forward and conv2d_backward here pick one from the geometry.
 
 Nothing here checks arguments (``validation.py`` does, in the layers) and nothing here keeps state
 between calls except per-thread scratch memory, so every kernel is safe to call from many threads.
@@ -20,6 +22,8 @@ import threading
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
+
+from . import convolution
 
 _local = threading.local()  # this thread's scratch array
 _zeros = {}  # dtype -> a read-only array of zeros, replaced by a larger one when needed
@@ -76,6 +80,8 @@ def to_chwn(x, padding=(0, 0), value=0.0):
     xt = x.transpose(1, 2, 3, 0)  # (C, H, W, N) view
     if PH == 0 and PW == 0 and xt.flags.c_contiguous:
         return xt
+    if PH == 0 and PW == 0:
+        return np.ascontiguousarray(xt)
     shape = (C, H + 2 * PH, W + 2 * PW, N)
     xp = np.zeros(shape, dtype=x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
     xp[:, PH : PH + H, PW : PW + W, :] = xt
@@ -93,89 +99,60 @@ def window(xp, i, j, out_hw, stride):
     return xp[:, i : i + SH * (OH - 1) + 1 : SH, j : j + SW * (OW - 1) + 1 : SW, :]
 
 
-def windows(xp, kernel, out_hw, stride):
-    """All receptive fields of xp (C, Hp, Wp, N) as one read-only view (C, KH, KW, OH, OW, N), no copy.
+def conv2d_forward(x, weight, bias, stride, padding, workspace=None, out=None):
+    """x : (N, C, H, W), weight : (F, C, KH, KW), bias : (F,) or None -> (out, cache).
 
-    view[c, kh, kw, oh, ow, n] = xp[c, oh*SH + kh, ow*SW + kw, n]: the same memory reached through
-    strides, so im2col is a single copy instead of KH*KW slice copies.
-    """
-    (KH, KW), (OH, OW), (SH, SW) = kernel, out_hw, stride
-    sc, sh, sw, sn = xp.strides
-    shape, strides = (xp.shape[0], KH, KW, OH, OW, xp.shape[3]), (sc, sh, sw, SH * sh, SW * sw, sn)
-    return as_strided(xp, shape, strides, writeable=False)
-
-
-def im2col(x, kernel, stride, padding, out=None):
-    """Gather every receptive field into a column matrix.
-
-    x : (N, C, H, W) -> cols : (C*KH*KW, OH*OW*N), rows ordered (c, kh, kw) like the weight's
-    (F, C, KH, KW) layout, columns ordered (oh, ow, n).
-    out : optional array of at least C*KH*KW*OH*OW*N elements of x's dtype to write cols into.
-    """
-    N, C, H, W = x.shape
-    (KH, KW), (OH, OW) = kernel, output_hw((H, W), kernel, stride, padding)
-    xp = to_chwn(x, padding)  # (C, Hp, Wp, N)
-    shape = (C, KH, KW, OH, OW, N)
-    cols = np.empty(shape, dtype=x.dtype) if out is None else out[: np.prod(shape)].reshape(shape)
-    cols[...] = windows(xp, kernel, (OH, OW), stride)  # the one copy
-    return cols.reshape(C * KH * KW, OH * OW * N)
-
-
-def col2im(dcols, x_shape, kernel, stride, padding):
-    """Adjoint of im2col: add each column's entries back into the input position they came from.
-
-    dcols : (C*KH*KW, OH*OW*N) -> dx : x_shape = (N, C, H, W) (a view of a (C, H, W, N) array)
-    """
-    N, C, H, W = x_shape
-    (KH, KW), (PH, PW) = kernel, padding
-    OH, OW = output_hw((H, W), kernel, stride, padding)
-    dcols = dcols.reshape(C, KH, KW, OH, OW, N)
-    dxp = np.zeros((C, H + 2 * PH, W + 2 * PW, N), dtype=dcols.dtype)
-    for i in range(KH):
-        for j in range(KW):
-            window(dxp, i, j, (OH, OW), stride)[...] += dcols[:, i, j]  # slice-accumulate, no np.add.at
-    return from_chwn(dxp[:, PH : PH + H, PW : PW + W, :])
-
-
-def conv2d_forward(x, weight, bias, stride, padding, workspace=None):
-    """x : (N, C, H, W), weight : (F, C, KH, KW), bias : (F,) or None -> (out, cols).
-
-    out : (N, F, OH, OW), a view of (F, OH, OW, N) memory; cols : (C*KH*KW, OH*OW*N), written into
-    ``workspace`` (a 1-D array, default: this thread's scratch), which conv2d_backward needs again.
+    out : (N, F, OH, OW), a view of (F, OH, OW, N) memory (written into ``out``, an (F, OH, OW, N)
+    array, when given). The strategy comes from the geometry (``convolution.strategy``); its arrays go
+    into ``workspace`` (a 1-D array of at least ``convolution.workspace_size`` elements, default: this
+    thread's scratch); ``cache``, the strategy object, is what conv2d_backward needs.
     """
     N, _, H, W = x.shape
     F, C, KH, KW = weight.shape
     OH, OW = output_hw((H, W), (KH, KW), stride, padding)
-    size = C * KH * KW * OH * OW * N
-    cols = im2col(x, (KH, KW), stride, padding, out=scratch(size, x.dtype) if workspace is None else workspace)
-    out = weight.reshape(F, -1) @ cols  # (F, OH*OW*N)
-    if bias is not None:
-        out += bias[:, None]
-    return from_chwn(out.reshape(F, OH, OW, N)), cols
+    if workspace is None:
+        workspace = scratch(convolution.workspace_size(x.shape, weight.shape, stride, padding), x.dtype)
+    out4 = np.empty((F, OH, OW, N), dtype=x.dtype) if out is None else out
+    conv = convolution.STRATEGIES[convolution.strategy(C, (KH, KW), stride)]
+    cache = conv(x.shape, weight, bias, stride, padding, workspace, out4)
+    cache(x.transpose(1, 2, 3, 0))
+    return from_chwn(out4), cache
 
 
-def conv2d_backward(cols, weight, dout, x_shape, stride, padding, input_grad=True):
-    """Gradients of conv2d_forward from its cols: returns (dx, dweight, dbias); dx None without input_grad.
+def conv2d_backward(cache, weight, dout, x_shape, stride, padding, input_grad=True):
+    """Gradients of conv2d_forward from its cache: returns (dx, dweight, dbias); dx None without input_grad.
 
-    dout : (N, F, OH, OW); dweight = dout @ cols.T, dbias = dout summed over (n, oh, ow),
-    dx = col2im(W.T @ dout). W.T @ dout is written over ``cols``, which dweight no longer needs.
+    dout : (N, F, OH, OW); dbias = dout summed over (n, oh, ow); dweight and dx as the forward's strategy
+    computes them (convolution.py). The column gradient is written over the columns.
     """
     F = weight.shape[0]
     d = dout.transpose(1, 2, 3, 0).reshape(F, -1)  # (F, OH*OW*N), a copy only if not (F, OH, OW, N) memory
-    dweight = (cols @ d.T).T.reshape(weight.shape)  # = d @ cols.T, ~1.5x faster in OpenBLAS here
     dbias = d.sum(axis=1)
-    if not input_grad:
-        return None, dweight, dbias
-    dcols = np.matmul(weight.reshape(F, -1).T, d, out=cols)  # (C*KH*KW, OH*OW*N)
-    return col2im(dcols, x_shape, weight.shape[2:], stride, padding), dweight, dbias
+    if cache.kind == convolution.IM2COL:
+        dx4, dweight = convolution.im2col_backward(cache, d, input_grad)
+    elif cache.kind == convolution.ROWS:
+        dx4, dweight = convolution.rows_backward(cache, d, input_grad)
+    else:
+        d4 = d.reshape((F,) + dout.shape[2:] + dout.shape[:1])  # (F, OH, OW, N)
+        dx4, dweight = convolution.s2d_backward(cache, d4, input_grad)
+    return (None if dx4 is None else from_chwn(dx4)), dweight, dbias
+
+
+def tiles(kernel, stride, padding):
+    """True when the pooling windows tile the input: kernel == stride, no padding (e.g. the usual 2x2 pool)."""
+    return tuple(kernel) == tuple(stride) and tuple(padding) == (0, 0)
 
 
 def maxpool2d_forward(x, kernel, stride, padding):
     """x : (N, C, H, W) -> (out, xp): out (N, C, OH, OW), xp the -inf padded (C, Hp, Wp, N) input.
 
     max is separable: first over the kernel's rows, whose views copy whole Wp*N rows, then over its
-    columns, whose views copy runs of only N (1.5x faster than all KH*KW views at N=8).
+    columns, whose views copy runs of only N (1.5x faster than all KH*KW views at N=8). Windows that
+    tile the input take ``maxpool_tiles_forward``.
     """
+    if tiles(kernel, stride, padding):
+        xp = to_chwn(x)
+        return from_chwn(maxpool_tiles_forward(xp, kernel)), xp
     (KH, KW), (SH, SW) = kernel, stride
     OH, OW = output_hw(x.shape[2:], kernel, stride, padding)
     xp = to_chwn(x, padding, -np.inf)  # (C, Hp, Wp, N)
@@ -186,6 +163,37 @@ def maxpool2d_forward(x, kernel, stride, padding):
     for j in range(1, KW):
         np.maximum(best, window(rows, 0, j, (OH, OW), (1, SW)), out=best)
     return from_chwn(best), xp
+
+
+def _tiled(a, kernel, OH, OW):
+    """a : (C, H, W, N) -> the (C, OH, KH, OW, KW, N) view of its whole windows (cropped, never a copy)."""
+    (KH, KW), (C, _, _, N) = kernel, a.shape
+    return a[:, : OH * KH, : OW * KW].reshape((C, OH, KH, OW, KW, N), copy=False)
+
+
+def maxpool_tiles_forward(x4, kernel, out=None, rows=None):
+    """x4 : (C, H, W, N) -> (C, OH, OW, N), OH = H // KH, for windows that tile the input (kernel == stride).
+
+    The windows are axes of a reshaped view, so each max reads two operands in place: over the kernel's
+    rows runs of OW*KW*N numbers, then over its columns runs of N. Same maxima as the general path
+    (max is exact), one pass less (no copy of the first row). out, rows: optional (C, OH, OW, N) and
+    (C, OH, OW*KW, N) arrays to write the result and the row maxima into.
+    """
+    (KH, KW), (C, H, W, N) = kernel, x4.shape
+    OH, OW = H // KH, W // KW
+    v = _tiled(x4, kernel, OH, OW).reshape((C, OH, KH, OW * KW, N), copy=False)
+    rows = v[:, :, 0] if KH == 1 else np.maximum(v[:, :, 0], v[:, :, 1], out=rows)  # (C, OH, OW*KW, N)
+    for i in range(2, KH):
+        np.maximum(rows, v[:, :, i], out=rows)
+    r = rows.reshape((C, OH, OW, KW, N), copy=False)
+    best = np.empty((C, OH, OW, N), dtype=x4.dtype) if out is None else out
+    if KW == 1:
+        np.copyto(best, r[:, :, :, 0])
+    else:
+        np.maximum(r[:, :, :, 0], r[:, :, :, 1], out=best)
+    for j in range(2, KW):
+        np.maximum(best, r[:, :, :, j], out=best)
+    return best
 
 
 def maxpool2d_backward(dout, out, xp, x_shape, kernel, stride, padding):
@@ -199,24 +207,32 @@ def maxpool2d_backward(dout, out, xp, x_shape, kernel, stride, padding):
     (KH, KW), (PH, PW) = kernel, padding
     grad, best = dout.transpose(1, 2, 3, 0), out.transpose(1, 2, 3, 0)  # (C, OH, OW, N) views
     out_hw = best.shape[1:3]
-    dxp = np.zeros(xp.shape, dtype=dout.dtype)
+    if tiles(kernel, stride, padding):  # windows tile the input: each input pixel written once
+        whole = out_hw[0] * KH == H and out_hw[1] * KW == W
+        dx = (np.empty if whole else np.zeros)((C, H, W, N), dtype=dout.dtype)
+        views, targets = _tiled(xp, kernel, *out_hw), _tiled(dx, kernel, *out_hw)
+        window_at = lambda a, i, j: a[:, :, i, :, j]  # noqa: E731
+    else:
+        dx = np.zeros(xp.shape, dtype=dout.dtype)
+        views, targets = xp, dx
+        window_at = lambda a, i, j: window(a, i, j, out_hw, stride)  # noqa: E731
     overlap = any(s < k for s, k in zip(stride, kernel))
     unclaimed = None
     for k in range(KH * KW):
         i, j = divmod(k, KW)
-        hit = window(xp, i, j, out_hw, stride) == best  # this offset holds the max...
+        hit = window_at(views, i, j) == best  # this offset holds the max...
         if unclaimed is None:
             unclaimed = ~hit
         else:
             hit &= unclaimed  # ...and no earlier offset did
             if k < KH * KW - 1:
                 unclaimed ^= hit
-        target = window(dxp, i, j, out_hw, stride)
+        target = window_at(targets, i, j)
         if overlap:
             target += grad * hit
         else:  # disjoint windows: plain writes
             np.multiply(grad, hit, out=target)
-    return from_chwn(dxp[:, PH : PH + H, PW : PW + W, :])
+    return from_chwn(dx[:, PH : PH + H, PW : PW + W, :])
 
 
 def linear_forward(x, weight, bias):

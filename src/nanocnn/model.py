@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 import json
 import os
+import threading
 
 import numpy as np
 
 from .blas import single_thread
 from .fileio import atomic_write, read_npz
 from .layers import LAYERS, Module, Parameter
+from .plan import Plan, signature
 from .validation import UserError
 
 FORMAT = "nanocnn-model-1"
@@ -32,6 +34,7 @@ class Sequential(Module):
             if not isinstance(layer, Module):
                 raise UserError(f"Sequential: layer {i} must be a nanocnn layer, got {type(layer).__name__}")
         self.layers = list(layers)
+        self._plan = None  # (signature, Plan): eval mode's fused steps, built on first use
 
     def __getitem__(self, i):
         return self.layers[i]
@@ -42,29 +45,51 @@ class Sequential(Module):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """x : (N, ...) -> the last layer's output (N, ...).
 
-        With gradients disabled (inference) BLAS runs on one thread (blas.py), and a batch of more than
-        one piece runs piece by piece, the pieces spread over every usable CPU: the numbers are the
-        same whatever the batch size or the thread count, for each piece.
+        With gradients disabled (inference) BLAS runs on one thread (blas.py), the layers run as an
+        inference plan (plan.py: fused steps, exactly the layers' numbers), and a batch of more than one
+        piece runs piece by piece, the pieces spread over every usable CPU: the numbers are the same
+        whatever the batch size or the thread count, for each piece.
         """
         if self.grad_enabled:
             return self.run(x)
+        plan = self.plan()
+        n = len(x) if isinstance(x, np.ndarray) and x.ndim > 0 else 0
+        if n <= MIN_PIECE:
+            piece = n
+        else:
+            key = (x.shape[1:], x.dtype)
+            piece = plan.piece_sizes.get(key) or plan.piece_sizes.setdefault(key, self.piece_size(*key))
         with single_thread():
-            n = len(x) if isinstance(x, np.ndarray) and x.ndim > 0 else 0
-            piece = n if n <= MIN_PIECE else self.piece_size(x.shape[1:], x.dtype)
             if n <= piece:
-                return self.run(x)
-            first = self.run(x[:piece])
-            out = np.empty((n,) + first.shape[1:], dtype=first.dtype)
-            out[:piece] = first
+                return plan.run(x)
+            return self._in_pieces(plan, x, piece)
 
-            def job(model, start):
-                out[start : start + piece] = model.run(x[start : start + piece])
+    def _in_pieces(self, plan, x, piece):
+        """plan.run on each piece of x, the pieces spread over threads; the output is allocated by the
+        first piece to finish (its shape and dtype tell the output's), so no piece waits for another."""
+        from .parallel import DataParallel
 
-            from .parallel import DataParallel
+        out, lock = [], threading.Lock()
 
-            with DataParallel(self) as parallel:
-                parallel.map(job, range(piece, n, piece))
-            return out
+        def job(model, start):
+            y = plan.run(x[start : start + piece])
+            if not out:
+                with lock:
+                    if not out:
+                        out.append(np.empty((len(x),) + y.shape[1:], dtype=y.dtype))
+            out[0][start : start + piece] = y
+
+        with DataParallel(self) as parallel:
+            parallel.map(job, range(0, len(x), piece))
+        return out[0]
+
+    def plan(self) -> Plan:
+        """The inference plan for the layers as they are now (rebuilt when a layer or its mode changes)."""
+        key = signature(self.layers)
+        cached = getattr(self, "_plan", None)
+        if cached is None or cached[0] != key:
+            cached = self._plan = (key, Plan(self.layers))  # one atomic store: threads see one plan or the other
+        return cached[1]
 
     def run(self, x):
         """Every layer's forward in turn on the whole of x."""
@@ -76,8 +101,10 @@ class Sequential(Module):
         """Examples per inference piece: the largest per-example scratch array (e.g. a conv's columns)
         times the piece stays near PIECE_BYTES, between MIN_PIECE and MAX_PIECE.
 
-        Measured here on 2 threads (img/s by piece size): the article's network 32,689 at 8, 49,283 at
-        16, 47,787 at 32, 34,100 at 64; the default preset 14,878 at 8, 14,353 at 16, 12,888 at 32.
+        With the inference plan (plan.py), measured here on 2 threads, 10,000 images (img/s by piece
+        size): the article's network 26,549 at 12, 32,431 at 16, 33,895 at 24, 29,202 at 32, 25,031 at
+        48; the default preset 9,325 at 8, 9,855 at 12, 10,273 at 16, 9,944 at 24, 10,100 at 32. The
+        rule gives 18 and 19 there (from the first conv's columns and the second conv's kernel rows).
         """
         largest, shape = 1, tuple(input_shape)
         try:

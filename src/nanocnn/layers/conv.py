@@ -1,7 +1,8 @@
-"""2-D convolution (cross-correlation, as in PyTorch) as im2col + one matrix product."""
+"""2-D convolution (cross-correlation, as in PyTorch): check, kernel (convolution.py picks its strategy), cache."""
 
 import numpy as np
 
+from ..convolution import workspace_size
 from ..functional import conv2d_backward, conv2d_forward, output_hw
 from ..init import he_normal
 from ..validation import UserError, check_array, check_fits, check_float_dtype, check_int, check_pair
@@ -16,8 +17,8 @@ class Conv2d(Module):
         weight : (C_out, C_in, KH, KW),  bias : (C_out,)
     kernel_size, stride and padding are an int or an (h, w) pair; padding adds zeros. Weights start
     He-normal from ``rng`` (a np.random.Generator). The output is an (N, C_out, OH, OW) view of a
-    (C_out, OH, OW, N) array: no transpose copy. In training the column matrix lives in a workspace the
-    layer keeps and reuses (backward writes its column gradient over it), so a step allocates no new
+    (C_out, OH, OW, N) array: no transpose copy. In training the strategy's columns live in a workspace
+    the layer keeps and reuses (backward writes their gradient over them), so a step allocates no new
     large arrays; one backward per training forward. In eval mode the columns go to per-thread scratch.
     """
 
@@ -45,13 +46,13 @@ class Conv2d(Module):
         check_fits("Conv2d", x.shape[2:], self.kernel_size, self.padding)
         workspace = None
         if self.grad_enabled:
-            size = x.shape[0] * self.scratch_size(x.shape[1:])
+            size = workspace_size(x.shape, self.weight.data.shape, self.stride, self.padding)
             if self._workspace is None or self._workspace.size < size or self._workspace.dtype != x.dtype:
                 self._workspace = np.empty(size, dtype=x.dtype)
             workspace = self._workspace
         bias = None if self.bias is None else self.bias.data
-        out, cols = conv2d_forward(x, self.weight.data, bias, self.stride, self.padding, workspace)
-        self._cache = (x.shape, cols) if self.grad_enabled else None
+        out, cache = conv2d_forward(x, self.weight.data, bias, self.stride, self.padding, workspace)
+        self._cache = (x.shape, cache) if self.grad_enabled else None
         return out
 
     def backward(self, grad_out, input_grad=True):
@@ -61,13 +62,13 @@ class Conv2d(Module):
         """
         if self._cache is None:
             raise RuntimeError("Conv2d: backward needs a forward pass with gradients enabled first")
-        x_shape, cols = self._cache
+        x_shape, cache = self._cache
         if grad_out.shape != (x_shape[0], self.out_channels) + output_hw(
             x_shape[2:], self.kernel_size, self.stride, self.padding
         ):
             raise UserError(f"Conv2d: grad_out shape {grad_out.shape} does not match the forward output")
         self._cache = None
-        dx, dW, db = conv2d_backward(cols, self.weight.data, grad_out, x_shape, self.stride, self.padding, input_grad)
+        dx, dW, db = conv2d_backward(cache, self.weight.data, grad_out, x_shape, self.stride, self.padding, input_grad)
         self.weight.grad += dW
         if self.bias is not None:
             self.bias.grad += db
@@ -85,8 +86,9 @@ class Conv2d(Module):
         return self.weight.data.size * OH * OW
 
     def scratch_size(self, input_shape):
-        _, OH, OW = self.output_shape(input_shape)
-        return self.weight.data[0].size * OH * OW  # the columns: C*KH*KW x OH*OW per example
+        self.output_shape(input_shape)  # checks the shape
+        shape = (1,) + tuple(input_shape)
+        return workspace_size(shape, self.weight.data.shape, self.stride, self.padding, backward=False)
 
     def spec(self):
         return dict(

@@ -1,0 +1,322 @@
+"""Three ways to compute one 2-D convolution, and the rule that picks one from the layer's geometry.
+
+``functional.conv2d_forward`` / ``conv2d_backward`` are the entry points; they call ``strategy``, then
+one of the classes below and its backward function. All three compute the same sums as
+``reference.conv2d_forward`` on (C, H, W, N) memory, batch innermost, but group them differently, so
+their float32 results differ in rounding only (~1e-7 relative; ~1e-15 in float64).
+
+    im2col          every receptive field copied into one (C*KH*KW, OH*OW*N) column matrix, one product.
+    kernel rows     stride 1: copy the input only KW times (one copy per kernel column),
+                    ckw[c, j, h, ow, n] = xpad[c, h, ow + j, n], viewed as (C*KW, Hp*OW*N). Kernel row i
+                    needs rows h = oh + i, the contiguous column range [i*OW*N, i*OW*N + OH*OW*N), so
+                    out = sum_i W_i @ ckw[:, i*OW*N : ...] with W_i = weight[:, :, i, :] as (F, C*KW):
+                    KH products that read the copy in place, KH*OH/Hp times less copying than im2col.
+    space to depth  stride (SH, SW) > 1: regroup the input so each SH x SW block becomes SH*SW channels,
+                    S[c, p, q, h, w, n] = xpad[c, SH*h + p, SW*w + q, n]; the kernel becomes a
+                    KH2 x KW2 stride-1 kernel on S (KH2 = ceil(KH / SH)), all KH2*KW2 offsets stacked
+                    into one (KH2*KW2*F, C*SH*SW) matrix: one product P = Wst @ S, then
+                    out = sum_{i,j} P[i, j][:, i : i + OH, j : j + OW]: shifted views, no im2col.
+
+A strategy is a class: the constructor lays out its arrays in one 1-D ``workspace`` (``workspace_size``
+elements) and writes what never changes (zero borders), and each call ``conv(x4)`` runs only the copies
+and products, so the inference plan (plan.py) keeps one per thread and calls it for every piece, while
+``functional.conv2d_forward`` makes one per call. The workspace holds the strategy's "columns" (ckw, S
+or the im2col matrix), which backward needs again, then scratch; backward writes the column gradient
+over the columns. The output (``out4``) and dx are never views of the workspace.
+"""
+
+import math
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+IM2COL, ROWS, SPACE_TO_DEPTH = "im2col", "kernel rows", "space to depth"
+
+
+def strategy(channels, kernel, stride):
+    """The fastest of the three for this geometry (measured here, float32, one BLAS thread, us per image).
+
+    - One input channel: im2col. Its product has only KH*KW rows to sum, and kernel rows would make
+      that KW (b.conv1 1->16 5x5 pad 2, batch 16: im2col 18.1, kernel rows 33.7; a.conv1 1->16 8x8:
+      29.5 vs 46.4).
+    - Stride 1, more channels, KH > 1: kernel rows (b.conv2 16->32 5x5 pad 2 forward, batch 16: 117 -> 88;
+      forward + backward at batch 32: 478 -> 450).
+    - Stride > 1 with the stride no larger than the kernel: space to depth (a.conv2 16->8 4x4 stride 2,
+      forward at batch 16: 22.6 -> 18.1; forward + backward at 32: 70 -> 42).
+    - A stride larger than the kernel skips input pixels, which space to depth would still copy and
+      multiply: im2col.
+    """
+    (KH, KW), (SH, SW) = kernel, stride
+    if channels == 1:
+        return IM2COL
+    if (SH, SW) == (1, 1):
+        return ROWS if KH > 1 else IM2COL
+    if SH <= KH and SW <= KW:
+        return SPACE_TO_DEPTH
+    return IM2COL
+
+
+def geometry(x_shape, weight_shape, stride, padding):
+    """Everything the strategies derive from the shapes: (N, C, H, W, F, KH, KW, OH, OW)."""
+    N, C, H, W = x_shape
+    F, _, KH, KW = weight_shape
+    OH = (H + 2 * padding[0] - KH) // stride[0] + 1
+    OW = (W + 2 * padding[1] - KW) // stride[1] + 1
+    return N, C, H, W, F, KH, KW, OH, OW
+
+
+def _s2d_sizes(KH, KW, OH, OW, stride):
+    """Space-to-depth kernel size (KH2, KW2) and grid size (Hs, Ws): the grid cells the outputs read."""
+    KH2, KW2 = math.ceil(KH / stride[0]), math.ceil(KW / stride[1])
+    return KH2, KW2, OH + KH2 - 1, OW + KW2 - 1
+
+
+def workspace_size(x_shape, weight_shape, stride, padding, backward=True):
+    """Elements of workspace the chosen strategy needs for x (N, C, H, W); backward=False: forward only."""
+    N, C, H, W, F, KH, KW, OH, OW = geometry(x_shape, weight_shape, stride, padding)
+    M = OH * OW * N
+    kind = strategy(C, (KH, KW), stride)
+    if kind == IM2COL:
+        return C * KH * KW * M + C * (H + 2 * padding[0]) * (W + 2 * padding[1]) * N
+    if kind == ROWS:
+        Hp = H + 2 * padding[0]
+        return C * KW * Hp * OW * N + max(F, C * KW if backward else 0) * M
+    KH2, KW2, Hs, Ws = _s2d_sizes(KH, KW, OH, OW, stride)
+    return (C * stride[0] * stride[1] + KH2 * KW2 * F) * Hs * Ws * N
+
+
+def _span(n_out, n_in, offset, step):
+    """[lo, hi): the indices o < n_out with 0 <= step*o + offset < n_in."""
+    lo = max(0, -(offset // step))
+    hi = min(n_out, (n_in - 1 - offset) // step + 1)
+    return lo, max(lo, hi)
+
+
+def shifted(dst_shape, src_shape, offset, step):
+    """The shifted, strided copy behind ckw and S: dst[:, a, b] = src[:, step[0]*a + offset[0], step[1]*b + offset[1]].
+
+    Returns (inner, source, borders): index tuples of the dst positions whose source is inside src, of
+    those sources, and of the dst positions outside it (zero), for (C, A, B, N) dst and (C, H, W, N) src.
+    """
+    (a0, a1), (b0, b1) = (_span(dst_shape[k], src_shape[k], offset[k - 1], step[k - 1]) for k in (1, 2))
+    every = slice(None)
+    if a0 == a1 or b0 == b1:
+        return None, None, [(every,)]
+    (SH, SW), (oh, ow) = step, offset
+    inner = (every, slice(a0, a1), slice(b0, b1))
+    source = (every, slice(SH * a0 + oh, SH * (a1 - 1) + oh + 1, SH), slice(SW * b0 + ow, SW * (b1 - 1) + ow + 1, SW))
+    A, B = dst_shape[1:3]
+    borders = [
+        (every, slice(0, a0)),
+        (every, slice(a1, A)),
+        (every, inner[1], slice(0, b0)),
+        (every, inner[1], slice(b1, B)),
+    ]
+    return inner, source, [b for b in borders if b[-1].start != b[-1].stop]
+
+
+def _zero_borders(dst, borders):
+    for index in borders:
+        dst[index] = 0
+
+
+class Strategy:
+    """One convolution of x (N, C, H, W) into out4 (F, OH, OW, N): constructed once, called per input.
+
+    weight (F, C, KH, KW) and bias (F,) or None are read at every call (their arrays, not copies);
+    ``columns`` is what backward needs, ``workspace`` the 1-D array it lives in.
+    """
+
+    kind = None
+
+    def __init__(self, x_shape, weight, bias, stride, padding, workspace, out4):
+        self.x_shape, self.weight, self.stride, self.padding = tuple(x_shape), weight, stride, padding
+        self.workspace, self.out4 = workspace, out4
+        self.bias4 = None if bias is None else bias.reshape(-1, 1, 1, 1)  # (F, 1, 1, 1) view
+        self.geometry = geometry(x_shape, weight.shape, stride, padding)
+
+    def _add_bias(self):
+        if self.bias4 is not None:
+            np.add(self.out4, self.bias4, out=self.out4)
+
+
+class Im2col(Strategy):
+    """Every receptive field copied into cols (C*KH*KW, OH*OW*N), rows (c, kh, kw), columns (oh, ow, n); one product."""
+
+    kind = IM2COL
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        N, C, H, W, F, KH, KW, OH, OW = self.geometry
+        (PH, PW), (SH, SW) = self.padding, self.stride
+        size = C * KH * KW * OH * OW * N
+        self.cols6 = self.workspace[:size].reshape(C, KH, KW, OH, OW, N)
+        self.columns = self.cols6.reshape(C * KH * KW, OH * OW * N)
+        xp = self.workspace[size : size + C * (H + 2 * PH) * (W + 2 * PW) * N].reshape(C, H + 2 * PH, W + 2 * PW, N)
+        _zero_borders(xp, [(slice(None), slice(0, PH)), (slice(None), slice(PH + H, None))])
+        _zero_borders(xp, [(slice(None), slice(None), slice(0, PW)), (slice(None), slice(None), slice(PW + W, None))])
+        self.interior = xp[:, PH : PH + H, PW : PW + W]
+        sc, sh, sw, sn = xp.strides  # view[c, kh, kw, oh, ow, n] = xp[c, oh*SH + kh, ow*SW + kw, n]: no copy
+        self.windows = as_strided(xp, self.cols6.shape, (sc, sh, sw, SH * sh, SW * sw, sn), writeable=False)
+        self.out2 = self.out4.reshape(F, -1)
+
+    def __call__(self, x4):
+        np.copyto(self.interior, x4)
+        np.copyto(self.cols6, self.windows)  # the one copy
+        np.matmul(self.weight.reshape(self.out2.shape[0], -1), self.columns, out=self.out2)
+        self._add_bias()
+        return self.out4
+
+
+class Rows(Strategy):
+    """Stride 1: ckw (C*KW, Hp*OW*N) = the input copied once per kernel column; KH products on row-shifted views."""
+
+    kind = ROWS
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        N, C, H, W, F, KH, KW, OH, OW = self.geometry
+        PH, PW = self.padding
+        Hp = H + 2 * PH
+        self.step, self.M = OW * N, OH * OW * N
+        ckw = self.workspace[: C * KW * Hp * OW * N].reshape(C, KW, Hp, OW, N)
+        self.copies = []  # ckw[c, j, h, ow] = xpad[c, h, ow + j]
+        for j in range(KW):
+            inner, source, borders = shifted(ckw[:, j].shape, (C, H, W, N), (-PH, j - PW), (1, 1))
+            _zero_borders(ckw[:, j], borders)
+            if inner is not None:
+                self.copies.append((ckw[:, j][inner], source))
+        self.columns = ckw.reshape(C * KW, Hp * OW * N)
+        self.tmp = self.workspace[self.columns.size : self.columns.size + F * self.M].reshape(F, self.M)
+        self.wk = np.empty((KH, F, C * KW), dtype=self.weight.dtype)  # row i: W_i, kernel row i of every filter
+        self.out2 = self.out4.reshape(F, -1)
+
+    def __call__(self, x4):
+        np.copyto(self.wk.reshape(self.wk.shape[:2] + (-1, self.weight.shape[3])), self.weight.transpose(2, 0, 1, 3))
+        for dst, source in self.copies:
+            np.copyto(dst, x4[source])
+        step, M, out, wk = self.step, self.M, self.out2, self.wk
+        np.matmul(wk[0], self.columns[:, :M], out=out)
+        for i in range(1, len(wk)):
+            np.matmul(wk[i], self.columns[:, i * step : i * step + M], out=self.tmp)
+            out += self.tmp
+        self._add_bias()
+        return self.out4
+
+
+class SpaceToDepth(Strategy):
+    """Stride > 1: S (C*SH*SW, Hs*Ws*N) regroups each SH x SW block into channels; one stacked product, shifted sums."""
+
+    kind = SPACE_TO_DEPTH
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        N, C, H, W, F, KH, KW, OH, OW = self.geometry
+        (SH, SW), (PH, PW) = self.stride, self.padding
+        KH2, KW2, Hs, Ws = _s2d_sizes(KH, KW, OH, OW, self.stride)
+        L = Hs * Ws * N
+        S = self.workspace[: C * SH * SW * L].reshape(C, SH, SW, Hs, Ws, N)
+        self.copies = []  # S[c, p, q, h, w] = xpad[c, SH*h + p, SW*w + q]
+        for p in range(SH):
+            for q in range(SW):
+                inner, source, borders = shifted(S[:, p, q].shape, (C, H, W, N), (p - PH, q - PW), self.stride)
+                _zero_borders(S[:, p, q], borders)
+                if inner is not None:
+                    self.copies.append((S[:, p, q][inner], source))
+        self.columns = S.reshape(C * SH * SW, L)
+        P = self.workspace[self.columns.size : self.columns.size + KH2 * KW2 * F * L].reshape(KH2 * KW2 * F, L)
+        self.P = P
+        P6 = P.reshape(KH2, KW2, F, Hs, Ws, N)
+        self.shifted = [P6[i, j, :, i : i + OH, j : j + OW] for i in range(KH2) for j in range(KW2)]  # (F, OH, OW, N)
+        # Wst[(i, j, f), (c, p, q)] = weight[f, c, SH*i + p, SW*j + q], zero past the kernel
+        self.stacked = np.zeros((KH2, KW2, F, C, SH, SW), dtype=self.weight.dtype)
+        by_kernel = self.stacked.transpose(2, 3, 0, 4, 1, 5)  # (F, C, KH2, SH, KW2, SW) view
+        self.weight_copies = []
+        for i in range(KH2):
+            for j in range(KW2):
+                ph, qw = min(SH, KH - SH * i), min(SW, KW - SW * j)
+                block = (slice(None), slice(None), slice(SH * i, SH * i + ph), slice(SW * j, SW * j + qw))
+                self.weight_copies.append((by_kernel[:, :, i, :ph, j, :qw], block))
+        self.stacked2 = self.stacked.reshape(KH2 * KW2 * F, C * SH * SW)
+
+    def __call__(self, x4):
+        for dst, block in self.weight_copies:
+            np.copyto(dst, self.weight[block])
+        for dst, source in self.copies:
+            np.copyto(dst, x4[source])
+        np.matmul(self.stacked2, self.columns, out=self.P)
+        out4 = self.out4
+        np.copyto(out4, self.shifted[0])
+        for view in self.shifted[1:]:
+            out4 += view
+        self._add_bias()
+        return out4
+
+
+STRATEGIES = {IM2COL: Im2col, ROWS: Rows, SPACE_TO_DEPTH: SpaceToDepth}
+
+
+def im2col_backward(conv, d, input_grad):
+    """d (F, OH*OW*N) -> (dx4 (C, H, W, N) or None, dweight): dweight = d @ cols.T, dx = col2im(W.T @ d)."""
+    N, C, H, W, F, KH, KW, OH, OW = conv.geometry
+    (PH, PW), (SH, SW) = conv.padding, conv.stride
+    dweight = (conv.columns @ d.T).T.reshape(conv.weight.shape)  # = d @ cols.T, ~1.5x faster in OpenBLAS here
+    if not input_grad:
+        return None, dweight
+    np.matmul(conv.weight.reshape(F, -1).T, d, out=conv.columns)  # dcols (C*KH*KW, OH*OW*N) over the columns
+    dxp = np.zeros((C, H + 2 * PH, W + 2 * PW, N), dtype=d.dtype)
+    for i in range(KH):
+        for j in range(KW):  # slice-accumulate each kernel offset's columns, no np.add.at
+            dxp[:, i : i + SH * (OH - 1) + 1 : SH, j : j + SW * (OW - 1) + 1 : SW] += conv.cols6[:, i, j]
+    return dxp[:, PH : PH + H, PW : PW + W], dweight
+
+
+def rows_backward(conv, d, input_grad):
+    """d (F, OH*OW*N) -> (dx4 (C, H, W, N) or None, dweight (F, C, KH, KW)); dckw is written over ckw."""
+    N, C, H, W, F, KH, KW, OH, OW = conv.geometry
+    PH, PW = conv.padding
+    ckw, step, M = conv.columns, conv.step, conv.M
+    dweight = np.empty((KH, F, C * KW), dtype=d.dtype)
+    for i in range(KH):
+        dweight[i] = (ckw[:, i * step : i * step + M] @ d.T).T  # = d @ ckw_i.T, the faster operand order
+    dweight = dweight.reshape(KH, F, C, KW).transpose(1, 2, 0, 3)
+    if not input_grad:
+        return None, dweight
+    wk = conv.wk  # as the forward left it
+    tmp = conv.workspace[ckw.size : ckw.size + C * KW * M].reshape(C * KW, M)
+    np.matmul(wk[0].T, d, out=ckw[:, :M])  # the columns are no longer needed: dckw goes over them
+    ckw[:, M:] = 0
+    for i in range(1, KH):
+        np.matmul(wk[i].T, d, out=tmp)
+        ckw[:, i * step : i * step + M] += tmp
+    dckw = ckw.reshape(C, KW, H + 2 * PH, OW, N)
+    dx4 = np.zeros((C, H, W, N), dtype=d.dtype)
+    for j in range(KW):
+        inner, source, _ = shifted(dckw[:, j].shape, dx4.shape, (-PH, j - PW), (1, 1))
+        if inner is not None:
+            dx4[source] += dckw[:, j][inner]
+    return dx4, dweight
+
+
+def s2d_backward(conv, d4, input_grad):
+    """d4 (F, OH, OW, N) -> (dx4 (C, H, W, N) or None, dweight (F, C, KH, KW)); dS is written over S."""
+    N, C, H, W, F, KH, KW, OH, OW = conv.geometry
+    (SH, SW), (PH, PW) = conv.stride, conv.padding
+    KH2, KW2, Hs, Ws = _s2d_sizes(KH, KW, OH, OW, conv.stride)
+    S, dP = conv.columns, conv.P
+    dP[...] = 0
+    for view in conv.shifted:
+        view[...] = d4  # the adjoint of the shifted sum (each view a different block of dP)
+    dstacked = (S @ dP.T).T.reshape(KH2, KW2, F, C, SH, SW)  # = dP @ S.T
+    dweight = dstacked.transpose(2, 3, 0, 4, 1, 5).reshape(F, C, KH2 * SH, KW2 * SW)[:, :, :KH, :KW]
+    if not input_grad:
+        return None, dweight
+    dS = np.matmul(conv.stacked2.T, dP, out=S).reshape(C, SH, SW, Hs, Ws, N)
+    covered = SH * Hs - PH >= H and SW * Ws - PW >= W  # every input pixel is in exactly one grid cell
+    dx4 = (np.empty if covered else np.zeros)((C, H, W, N), dtype=d4.dtype)
+    for p in range(SH):
+        for q in range(SW):
+            inner, source, _ = shifted(dS[:, p, q].shape, dx4.shape, (p - PH, q - PW), conv.stride)
+            if inner is not None:
+                dx4[source] = dS[:, p, q][inner]
+    return dx4, dweight
