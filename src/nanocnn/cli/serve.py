@@ -40,7 +40,6 @@ def run(args):
 
 def serve_model(args):
     from ..parallel import resolve_threads
-    from ..serve import serve
 
     check_int(args.port, "--port", 0, 65535)
     resolve_threads(args.threads)  # a bad --threads fails before anything listens
@@ -80,3 +79,41 @@ def make_api(args, model, meta):
     folder = os.path.basename(os.path.dirname(os.path.abspath(path)))
     name = f"{folder}/{os.path.basename(path)}" if os.path.isdir(args.model) else os.path.basename(path)
     return Api(model, meta, name, samples, threads)
+
+
+def serve(make_api, host="127.0.0.1", port=8000, quiet=False):
+    """Listen on host:port (0: any free port), make the API (``make_api()``: loading test images takes a few
+    seconds, so a port already taken fails first), print `serving on http://HOST:PORT/`, and answer until
+    Ctrl-C or SIGTERM; then close the socket and return."""
+    import signal
+    import threading
+
+    from ..blas import single_thread
+    from ..serve import Server, bracketed, exposure_warning
+
+    try:
+        server = Server(host, port, quiet=quiet)
+    except OSError as e:
+        raise UserError(f"cannot listen on {bracketed(host)}:{port}: {e.strerror or e}") from None
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
+    previous = signal.signal(signal.SIGTERM, stop) if main else None
+    try:
+        server.api = make_api()
+        warning = exposure_warning(host)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+        print(f"serving on {server.url(host)}", flush=True)  # connections made from now on are answered
+        # Requests run on threads of their own, BLAS on one thread each (held here: OpenBLAS takes its
+        # thread count from the main thread only), or its threads would fight them for the cores.
+        with single_thread():
+            server.serve_forever(poll_interval=0.2)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr, flush=True)
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+        server.server_close()
