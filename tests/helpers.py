@@ -193,3 +193,11 @@ def random_dataset(rng, n_train=40, n_test=20, shape=(12, 10), classes=3):
 def write_npz(path, train_x, train_y, test_x, test_y, **extra):
     np.savez(path, trainimages=train_x, trainlabels=train_y, testimages=test_x, testlabels=test_y, **extra)
     return path
+
+
+def train_run(out, *options):
+    """Train through the real CLI into the run folder ``out`` (no progress bar); returns ``out``."""
+    from nanocnn.cli import main
+
+    assert main(["train", *map(str, options), "--no-progress", "--out", str(out)]) == 0
+    return out

@@ -18,6 +18,7 @@ import safetensors.numpy
 from safetensors import safe_open
 
 import nanocnn as nc
+from helpers import train_run
 from nanocnn.export import (
     export_model,
     export_onnx,
@@ -562,26 +563,7 @@ def test_the_format_comes_from_the_extension(tmp_path):
 @pytest.fixture(scope="module")
 def seed_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("export-cli") / "run"
-    from nanocnn.cli import main
-
-    assert (
-        main(
-            [
-                "train",
-                "--preset",
-                "seed",
-                "--limit-train",
-                "200",
-                "--limit-test",
-                "50",
-                "--no-progress",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    return out
+    return train_run(out, "--preset", "seed", "--limit-train", 200, "--limit-test", 50)
 
 
 def test_cli_export_import_round_trip(seed_run, tmp_path, capsys):

@@ -5,29 +5,14 @@ import pytest
 pytest.importorskip("matplotlib")
 from PIL import Image  # noqa: E402
 
+from helpers import train_run  # noqa: E402
 from nanocnn.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("plots") / "run"
-    assert (
-        main(
-            [
-                "train",
-                "--epochs",
-                "2",
-                "--limit-train",
-                "500",
-                "--limit-test",
-                "200",
-                "--no-progress",
-                "--out",
-                str(out),
-            ]
-        )
-        == 0
-    )
+    train_run(out, "--epochs", 2, "--limit-train", 500, "--limit-test", 200)
     return out
 
 

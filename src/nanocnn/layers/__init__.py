@@ -5,7 +5,7 @@ from .activation import ReLU
 from .conv import Conv2d
 from .dropout import Dropout
 from .linear import Flatten, Linear
-from .module import Module, Parameter
+from .module import Module, Parameter  # noqa: F401 (Parameter: re-exported for nanocnn and users)
 from .pool import MaxPool2d
 
 LAYERS = {cls.__name__: cls for cls in (Conv2d, ReLU, MaxPool2d, Flatten, Linear, Dropout)}
@@ -24,17 +24,3 @@ def register_layer(cls):
         raise UserError(f"register_layer: another layer class is already registered as {cls.__name__!r}")
     LAYERS[cls.__name__] = cls
     return cls
-
-
-__all__ = [
-    "LAYERS",
-    "Conv2d",
-    "Dropout",
-    "Flatten",
-    "Linear",
-    "MaxPool2d",
-    "Module",
-    "Parameter",
-    "ReLU",
-    "register_layer",
-]
