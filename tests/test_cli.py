@@ -234,3 +234,23 @@ def test_python_dash_m_and_exit_status_as_a_process(tmp_path):
     result = cli_process("train", "--lr", "-1", "--out", tmp_path / "x")
     assert result.returncode == 2 and result.stderr == "error: lr must be a finite number > 0, got -1.0\n"
     assert not (tmp_path / "x").exists()
+
+
+def test_recorded_shapes_are_checked_and_only_training_checkpoints_resume(tmp_path, capsys):
+    """A model file whose metadata lies (or was not written by train) gets one line, never a traceback."""
+    bare = nc.Sequential(nc.Flatten(), nc.Linear(784, 10))
+    cases = {
+        "shape.npz": ({"input_shape": 5, "num_classes": 10}, "input_shape must be (C, H, W)"),
+        "short.npz": ({"input_shape": [1, 28], "num_classes": 10}, "input_shape must be (C, H, W)"),
+        "classes.npz": ({"input_shape": [1, 28, 28], "num_classes": "ten"}, "num_classes must be an integer"),
+        "disagree.npz": ({"input_shape": [1, 28, 28], "num_classes": 3}, "num_classes is 3 but the model outputs 10"),
+    }
+    for name, (meta, message) in cases.items():
+        nc.save(tmp_path / name, bare, meta=meta)
+        for argv in (["evaluate", tmp_path / name], ["serve", tmp_path / name, "--port", "0"]):
+            status, _, err = run_cli(capsys, *argv)
+            assert status == 2 and message in err and err.count("\n") == 1, (argv, err)
+    (tmp_path / "run").mkdir()
+    nc.save(tmp_path / "run" / "model.npz", bare, meta={"input_shape": [1, 28, 28], "num_classes": 10})
+    status, _, err = run_cli(capsys, "train", "--resume", "--out", tmp_path / "run")
+    assert status == 2 and "is not a training checkpoint" in err

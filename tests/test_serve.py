@@ -515,3 +515,39 @@ def test_a_signal_stops_the_server_cleanly(model_dir, sig):
         log = open(running.log).read()
         assert log.strip().splitlines()[-1] == "stopped" and "Traceback" not in log
         assert "GET /api/info" not in log  # --quiet: only errors are logged
+
+
+def test_a_body_trickled_in_slowly_gets_408_within_the_deadline(monkeypatch):
+    """The body's deadline counts the whole body, not each read: a byte now and then cannot hold a thread."""
+    import nanocnn.serve as serve
+
+    class Api:
+        def predict(self, request):
+            return {"prediction": None}
+
+    monkeypatch.setattr(serve, "TIMEOUT", 1)
+    server = Server("127.0.0.1", 0, Api(), quiet=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        head = (
+            f"POST /api/predict HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nContent-Type: application/json\r\n"
+            "Content-Length: 40\r\n\r\n"
+        )
+        start = time.monotonic()
+        with socket.create_connection(("127.0.0.1", server.port), timeout=TIMEOUT) as s:
+            s.sendall(head.encode())
+            for _ in range(8):  # a byte every 0.3 s: each read is quick, the whole is too slow
+                try:
+                    s.sendall(b" ")
+                except OSError:
+                    break
+                time.sleep(0.3)
+            answer = s.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive within 1 s" in answer
+        assert time.monotonic() - start < 5
+        assert call(server.port, "POST", "/api/predict", {"a": 1}).json() == {"prediction": None}  # still serving
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=TIMEOUT)

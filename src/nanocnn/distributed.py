@@ -25,7 +25,7 @@ import numpy as np
 from . import wire
 from .config import option
 from .parallel import MAX_THREADS, World, resolve_threads, usable_cpus
-from .validation import UserError
+from .validation import UserError, one_line
 
 # What launchers set to the job's process count and the rank: MPICH/Intel MPI (hydra), Open MPI, MVAPICH2, srun.
 SIZES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE", "SLURM_STEP_NUM_TASKS")
@@ -37,11 +37,6 @@ INSTALL = "pip install 'nanocnn[mpi]' (a laptop), or on a cluster mpi4py built a
 
 class SharedError(UserError):
     """An error every rank reached at the same collective step: rank 0 reports it, the others exit quietly."""
-
-
-def message(error):
-    """An exception's first line, as the CLI prints it."""
-    return str(error).splitlines()[0] if str(error) else type(error).__name__
 
 
 def digest(*arrays):
@@ -143,7 +138,7 @@ class MPIWorld(World):
             try:
                 outcome = (True, fn(*args))
             except (UserError, OSError) as e:
-                outcome = (False, message(e))
+                outcome = (False, one_line(e))
         ok, value = self.comm.bcast(outcome)
         if not ok:
             raise SharedError(value)
@@ -154,7 +149,7 @@ class MPIWorld(World):
         try:
             value = fn(*args)
         except (UserError, OSError) as e:
-            error = message(e)
+            error = one_line(e)
         errors = self.comm.allgather(error)
         if any(errors):
             if len(set(errors)) == 1:  # the same on every rank: a bad option, say; no rank to name
@@ -178,10 +173,10 @@ class MPIWorld(World):
             code, line = 130, "interrupted (a run can be continued with: nanocnn train --resume --out DIR)"
             line = line if self.is_root else None
         elif isinstance(error, (UserError, OSError)):
-            code, line = 2, f"error: rank {self.rank}: {message(error)}"
+            code, line = 2, f"error: rank {self.rank}: {one_line(error)}"
         else:
             traceback.print_exc()
-            code, line = 1, f"error: rank {self.rank}: {type(error).__name__}: {message(error)}"
+            code, line = 1, f"error: rank {self.rank}: {type(error).__name__}: {one_line(error)}"
         if line:
             print(line, file=sys.stderr, flush=True)
         sys.stdout.flush()
@@ -209,7 +204,7 @@ def connect():
             warnings.filterwarnings("ignore", "suspicious MPI execution environment", RuntimeWarning)
             from mpi4py import MPI  # initialises MPI
     except (ImportError, RuntimeError, OSError) as e:
-        raise UserError(f"--distributed needs mpi4py and an MPI library ({message(e)}): {INSTALL}") from None
+        raise UserError(f"--distributed needs mpi4py and an MPI library ({one_line(e)}): {INSTALL}") from None
     wire.use_with(MPI)  # messages between ranks as JSON and .npy arrays, never pickle
     size, expected = MPI.COMM_WORLD.Get_size(), launcher()[0]
     if size == 1 and expected > 1:

@@ -99,7 +99,7 @@ def check_new(path, overwrite):
     """The output path as a str; an existing file is an error unless ``overwrite``."""
     path = os.fspath(path)
     if os.path.isdir(path):
-        raise UserError(f"{path} is a folder; give a file name ending in .onnx or .safetensors")
+        raise UserError(f"{path} is a folder; give the name of a file to write")
     if os.path.lexists(path) and not overwrite:
         raise UserError(f"{path} already exists; pass --overwrite (overwrite=True) to replace it")
     return path

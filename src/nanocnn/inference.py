@@ -45,3 +45,10 @@ def evaluate(model, split, threads=None, world=LOCAL):
 def confusion_matrix(labels, predicted, num_classes):
     """(K, K) counts: row = true class, column = predicted class."""
     return np.bincount(labels * num_classes + predicted, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def ranked_mistakes(labels, proba):
+    """Indices of the wrong predictions (labels (N,), proba (N, K)), the most confident first."""
+    predicted = proba.argmax(axis=1)
+    wrong = np.flatnonzero(predicted != labels)
+    return wrong[np.argsort(-proba[wrong, predicted[wrong]], kind="stable")]

@@ -242,6 +242,8 @@ def from_spec(spec) -> Sequential:
             layers.append(LAYERS[name](**args))
         except TypeError as e:
             raise UserError(f"cannot rebuild layer {name} from {str(args)[:80]}: {e}") from None
+        except MemoryError:
+            raise UserError(f"layer {name} {str(args)[:80]} needs more memory than this machine has") from None
     return Sequential(*layers)
 
 

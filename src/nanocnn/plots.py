@@ -182,11 +182,12 @@ def plot_confusion(matrix, acc, out):
 def plot_mistakes(images, labels, proba, out, count=25):
     """The most confident wrong predictions, each titled with true and predicted labels and probability."""
     plt = pyplot()
+    from .inference import ranked_mistakes
+
     predicted = proba.argmax(axis=1)
-    wrong = np.flatnonzero(predicted != labels)
+    wrong = ranked_mistakes(labels, proba)[:count]
     if len(wrong) == 0:
         raise UserError("the model makes no mistakes on this data: nothing to plot")
-    wrong = wrong[np.argsort(-proba[wrong, predicted[wrong]], kind="stable")][:count]
     rows, cols = grid(len(wrong))
     fig, axes = plt.subplots(rows, cols, figsize=(1.7 * cols, 1.9 * rows + 0.5), layout="constrained", squeeze=False)
     for ax in axes.ravel():

@@ -75,7 +75,13 @@ class Run:
         if not os.path.isfile(path):
             raise UserError(f"--resume: {out} has no {CHECKPOINT} to resume from")
         checkpoint = load(path)
-        saved = Config.from_dict(checkpoint[1]["config"])
+        missing = sorted({"config", "epoch", "metrics", "rng", "input_shape", "num_classes"} - set(checkpoint[1]))
+        if missing or not isinstance(checkpoint[1]["config"], dict):
+            raise UserError(f"--resume: {path} is not a training checkpoint (its metadata lacks {missing or 'config'})")
+        try:
+            saved = Config.from_dict(checkpoint[1]["config"])
+        except TypeError as e:
+            raise UserError(f"--resume: {path} has a bad config: {e}") from None
         free = [option(f.name) for f in fields(Config) if f.metadata["resumable"] or not f.metadata["run"]]
         for f in fields(Config):
             value, before = getattr(given, f.name), getattr(saved, f.name)

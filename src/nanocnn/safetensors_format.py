@@ -16,7 +16,7 @@ import zipfile
 
 import numpy as np
 
-from .validation import UserError, is_int
+from .validation import UserError, is_int, reject_constant
 
 WRITE_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64"}
 READ_DTYPES = {"F64": ("<f8", 8), "F32": ("<f4", 4), "F16": ("<f2", 2), "BF16": ("<u2", 2)}  # code: (raw, itemsize)
@@ -88,10 +88,6 @@ def no_duplicates(pairs):
     return dict(pairs)
 
 
-def reject_constant(name):
-    raise ValueError(f"{name} is not JSON")
-
-
 def parse_header(raw, size):
     """The header's tensor entries {name: (code, shape, begin, end)} and metadata; raises BadFile.
 
@@ -115,7 +111,8 @@ def parse_header(raw, size):
         code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
         if code not in READ_DTYPES:
             raise BadFile(f"tensor {name!r} has dtype {str(code)[:20]!r}; nanocnn reads {', '.join(READ_DTYPES)}")
-        if not (isinstance(shape, list) and all(is_int(d) and d >= 0 for d in shape)):
+        ok = isinstance(shape, list) and len(shape) <= 32 and all(is_int(d) and d >= 0 for d in shape)
+        if not (ok and math.prod(max(d, 1) for d in shape) < 2**40):  # more than numpy (or any weight) holds
             raise BadFile(f"tensor {name!r} has a bad shape {str(shape)[:40]}")
         if not (
             isinstance(offsets, list)

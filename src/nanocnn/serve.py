@@ -24,10 +24,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
 
 from .serve_api import ApiError
-from .validation import UserError
+from .validation import UserError, one_line, reject_constant
 
 MAX_BODY = 2**20  # bytes of a POST body; larger gets 413 before a byte of it is read
-TIMEOUT = 10  # seconds a client may take for each read or write, so a slow one cannot hold a thread
+TIMEOUT = 10  # seconds a client may take for each read or write, and for a whole request body
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
@@ -237,15 +237,36 @@ class Handler(BaseHTTPRequestHandler):
                 f"the body must be {JSON_TYPE} (UTF-8), got "
                 f"{printable(self.headers.get('Content-Type', '(none)'), 60)!r}",
             )
-        raw = self.rfile.read(int(length))
+        raw = self.read_body(int(length))
         if len(raw) != int(length):
             raise UserError(f"the body ended after {len(raw)} of its {int(length)} bytes")
         try:
-            return json.loads(raw.decode("utf-8"), parse_constant=refuse_constant)
+            return json.loads(raw.decode("utf-8"), parse_constant=reject_constant)
         except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError
             raise UserError(f"the body is not valid JSON: {str(e).splitlines()[0]}") from None
         except RecursionError:
             raise UserError("the body is not valid JSON: nested too deeply") from None
+
+    def read_body(self, length):
+        """Up to ``length`` bytes of the body, which must all arrive within TIMEOUT seconds (else 408): a
+        client sending a byte now and then cannot hold a thread."""
+        deadline, chunks, got = time.monotonic() + TIMEOUT, [], 0
+        try:
+            while got < length:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError
+                self.connection.settimeout(left)
+                chunk = self.rfile.read1(min(length - got, 2**16))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                got += len(chunk)
+        except TimeoutError:
+            raise ApiError(408, f"the body did not arrive within {TIMEOUT} s") from None
+        finally:
+            self.connection.settimeout(TIMEOUT)
+        return b"".join(chunks)
 
     def send(self, status, body, kind):
         """Write one answer with the common headers; an error closes the connection (its body may be unread)."""
@@ -295,12 +316,8 @@ class Handler(BaseHTTPRequestHandler):
         log(f"{self.client_address[0]} {printable(format % args)}")
 
 
-def refuse_constant(name):
-    raise ValueError(f"{name} is not a number JSON allows")
-
-
 def error_json(error):
-    return to_json({"error": str(error).splitlines()[0] if str(error) else "error"})
+    return to_json({"error": one_line(error)})
 
 
 def to_json(value):

@@ -8,7 +8,6 @@ through ``nanocnn.images.prepare``, the very function ``nanocnn predict`` applie
 
 import base64
 import re
-import reprlib
 import secrets
 import threading
 import time
@@ -17,7 +16,7 @@ import numpy as np
 
 from .explain import feature_maps, saliency
 from .images import prepare
-from .validation import UserError, check_int
+from .validation import UserError, check_int, shown
 
 MAX_SIDE = 1024  # largest drawing width or height, in pixels
 PREDICT_FIELDS = ("width", "height", "pixels")
@@ -32,13 +31,6 @@ class ApiError(Exception):
     def __init__(self, status, message):
         super().__init__(message)
         self.status = status
-
-
-def shown(value, limit=40):
-    """A value as it reads in an error message: its repr (long lists, strings and numbers abridged by reprlib),
-    cut to ``limit`` characters."""
-    text = reprlib.repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def parse_drawing(request):
@@ -109,11 +101,11 @@ class Samples:
     the wrong predictions ranked once, most confident first (as ``nanocnn plot mistakes`` ranks them)."""
 
     def __init__(self, images, labels, proba, source):
-        predicted = proba.argmax(axis=1)
-        wrong = np.flatnonzero(predicted != labels)
+        from .inference import ranked_mistakes
+
         self.images, self.labels, self.source = images, labels, source
-        self.mistakes = wrong[np.argsort(-proba[wrong, predicted[wrong]], kind="stable")]
-        self.accuracy = float((predicted == labels).mean())
+        self.mistakes = ranked_mistakes(labels, proba)
+        self.accuracy = float((proba.argmax(axis=1) == labels).mean())
 
 
 class Api:

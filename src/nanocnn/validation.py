@@ -10,6 +10,7 @@ is a bug in nanocnn and keeps its traceback.
 """
 
 import math
+import reprlib
 from numbers import Integral, Real
 
 import numpy as np
@@ -19,6 +20,23 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 class UserError(ValueError):
     """Bad input from the user: a value, a setting, a file, data or a request. One line, naming the value."""
+
+
+def shown(value, limit=60):
+    """A value as it reads in an error message: its repr, long strings and lists abridged (reprlib)."""
+    text = reprlib.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def one_line(error):
+    """An exception as the CLI and the server report it: its message's first line (else its class name)."""
+    text = str(error)
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def reject_constant(name):
+    """json.loads's parse_constant: NaN and Infinity are not JSON, and nanocnn does not accept them."""
+    raise ValueError(f"{name} is not JSON")
 
 
 def _owner(owner):
@@ -36,7 +54,7 @@ def check_int(value, name, low=None, high=None, owner=None):
         rule = " and ".join(
             r for r in (f">= {low}" if low is not None else "", f"<= {high}" if high is not None else "") if r
         )
-        raise UserError(f"{_owner(owner)}{name} must be an integer{' ' + rule if rule else ''}, got {value!r}")
+        raise UserError(f"{_owner(owner)}{name} must be an integer{' ' + rule if rule else ''}, got {shown(value)}")
     return int(value)
 
 
@@ -52,7 +70,9 @@ def check_real(value, name, low=None, high=None, low_open=False, high_open=False
         if high is not None:
             rules.append(f"{'<' if high_open else '<='} {high}")
         rule = " and ".join(rules)
-        raise UserError(f"{_owner(owner)}{name} must be a finite number{' ' + rule if rule else ''}, got {value!r}")
+        raise UserError(
+            f"{_owner(owner)}{name} must be a finite number{' ' + rule if rule else ''}, got {shown(value)}"
+        )
     return float(value)
 
 
@@ -67,7 +87,7 @@ def check_pair(value, name, low=1, owner=None):
     """An int or an (h, w) pair of ints >= low -> a tuple of two ints."""
     items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if not (len(items) == 2 and all(is_int(v) and v >= low for v in items)):
-        raise UserError(f"{_owner(owner)}{name} must be an integer >= {low} or a pair of them, got {value!r}")
+        raise UserError(f"{_owner(owner)}{name} must be an integer >= {low} or a pair of them, got {shown(value)}")
     return int(items[0]), int(items[1])
 
 

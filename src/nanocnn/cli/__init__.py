@@ -7,7 +7,7 @@ exit status 2. Anything else is a bug in nanocnn, and Python shows its traceback
 
 import sys
 
-from ..validation import UserError
+from ..validation import UserError, one_line
 from . import evaluate, export, plot, serve, train
 from .common import Parser
 
@@ -25,14 +25,16 @@ def build_parser():
 
 def main(argv=None):
     """Entry point; returns the exit status."""
+    command = None
     try:
         args = build_parser().parse_args(argv)
+        command = args.command
         args.run(args)
     except (UserError, OSError) as e:
-        message = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
-        print("interrupted (a run can be continued with: nanocnn train --resume --out DIR)", file=sys.stderr)
+        hint = " (a run can be continued with: nanocnn train --resume --out DIR)" if command == "train" else ""
+        print(f"interrupted{hint}", file=sys.stderr)
         return 130
     return 0

@@ -52,6 +52,13 @@ def load_model(path, need_meta=True):
             f"{path} does not record its input shape and classes: save it with `nanocnn train`, or "
             f"nc.save(path, model, meta={{'input_shape': [C, H, W], 'num_classes': K}})"
         )
+    if need_meta:
+        from ..export import check_shapes
+
+        shape, _, classes = check_shapes(model, meta["input_shape"], meta["num_classes"], str(path))
+        if classes is None:
+            raise UserError(f"{path}: num_classes must be an integer >= 1, got None")
+        meta = {**meta, "input_shape": list(shape), "num_classes": classes}
     return model, meta
 
 

@@ -50,13 +50,12 @@ def run_import(args):
 
     import numpy as np
 
-    from ..export import load_safetensors
+    from ..export import check_new, check_shapes, load_safetensors
     from ..model import save
 
-    if not args.out.endswith(".npz"):
+    if not args.out.lower().endswith(".npz"):
         raise UserError(f"the model file to write must end in .npz, got {args.out}")
-    if os.path.exists(args.out) and not args.overwrite:
-        raise UserError(f"{args.out} already exists; pass --overwrite to replace it")
+    check_new(args.out, args.overwrite)
     if args.data and not args.preset:
         raise UserError("--data sizes a --preset; it is not used otherwise")
     model, meta = None, {}
@@ -76,6 +75,7 @@ def run_import(args):
         meta.setdefault(key, file_meta.get(key))
     if meta["input_shape"] is None or meta["num_classes"] is None:
         raise UserError(f"{args.weights} does not record its input shape and classes: give --preset or --like")
-    model.output_shape(tuple(meta["input_shape"]))  # the weights' architecture takes that input
+    shape, _, classes = check_shapes(model, meta["input_shape"], meta["num_classes"], args.weights)
+    meta.update(input_shape=list(shape), num_classes=classes)  # the weights' architecture takes that input
     save(args.out, model, meta={**meta, "imported_from": os.path.abspath(args.weights)})
     print(f"saved {model_file(args.out)}")

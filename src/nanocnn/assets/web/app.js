@@ -57,6 +57,10 @@ pad.addEventListener("pointerdown", (event) => {
   pad.setPointerCapture(event.pointerId);
   state.last = point(event);
   line(state.last, state.last);           // a tap leaves a dot
+  if (!$("sample-note").hidden) {         // drawing over a test image: the views now show a drawing
+    $("sample-info").textContent = "";
+    inputNote(false);
+  }
   schedule();
 });
 
@@ -139,13 +143,16 @@ function schedule() {
     .catch((error) => showStatus(error.message))
     .finally(() => {
       state.busy = false;
-      if (state.again) schedule();
+      const more = state.again && state.inked;   // cleared meanwhile: nothing more to send
+      state.again = false;
+      if (more) schedule();
       else busy(false);
     });
 }
 
 async function loadSample(query, describe) {
   const generation = ++state.generation;
+  state.again = false;                    // a drawing still waiting to be sent is replaced by the sample
   busy(true);
   try {
     const result = await api(`/api/sample?${query}`);
