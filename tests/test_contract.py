@@ -221,3 +221,11 @@ def test_eval_forward_runs_any_batch_in_pieces_with_the_same_numbers(rng):
     whole = model.enable_grad()(x)  # with gradients enabled, one batch of 1000
     assert rel_error(model.enable_grad(False)(x), whole) < 1e-5
     assert np.array_equal(predict_proba(model, x, threads=2), predict_proba(model, x, threads=1))
+
+
+def test_an_empty_batch_gives_an_empty_output_in_both_modes(rng):
+    """A rank whose share of the evaluation is empty, or a caller with no images, gets (0, K)."""
+    model = custom_net(rng)
+    empty = np.zeros((0, 1, 10, 10), np.float32)
+    assert model.train()(empty).shape == (0, 3) and model.eval()(empty).shape == (0, 3)
+    assert predict_proba(model, empty).shape == (0, 3)

@@ -3,7 +3,7 @@
 import numpy as np
 
 from .losses import log_softmax
-from .parallel import LOCAL, DataParallel
+from .parallel import LOCAL
 
 
 def predict_logits(model, images, threads=None, world=LOCAL):
@@ -14,16 +14,14 @@ def predict_logits(model, images, threads=None, world=LOCAL):
     process gets all the logits. The model is left in the mode it was in.
     """
     piece = model.piece_size(images.shape[1:], images.dtype)
-    pieces = [images[i : i + piece] for i in range(0, len(images), piece)]
-    mine = world.share(len(pieces))  # in one process: all of them
+    mine = world.share(-(-len(images) // piece))  # whole pieces; in one process: all of them
     was_training = model.training
     model.eval()
     try:
-        with DataParallel(model, threads) as parallel:
-            chunks = parallel.map(lambda m, x: m(x), pieces[mine.start : mine.stop])
+        logits = model.infer(images[mine.start * piece : mine.stop * piece], threads)  # the same pieces
     finally:
         model.train(was_training)
-    return world.gather(chunks)
+    return world.gather([logits])
 
 
 def predict_proba(model, images, threads=None):

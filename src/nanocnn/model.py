@@ -50,21 +50,26 @@ class Sequential(Module):
         piece runs piece by piece, the pieces spread over every usable CPU: the numbers are the same
         whatever the batch size or the thread count, for each piece.
         """
-        if self.grad_enabled:
-            return self.run(x)
+        return self.run(x) if self.grad_enabled else self.infer(x)
+
+    def infer(self, x, threads=None):
+        """Eval-mode forward of x (N, ...) through the inference plan, in pieces spread over ``threads``
+        threads (None: every usable CPU); gradients must be off."""
         plan = self.plan()
         n = len(x) if isinstance(x, np.ndarray) and x.ndim > 0 else 0
         if n <= MIN_PIECE:
             piece = n
         else:
             key = (x.shape[1:], x.dtype)
-            piece = plan.piece_sizes.get(key) or plan.piece_sizes.setdefault(key, self.piece_size(*key))
+            piece = plan.piece_sizes.get(key)
+            if piece is None:
+                piece = plan.piece_sizes[key] = self.piece_size(*key)
         with single_thread():
             if n <= piece:
                 return plan.run(x)
-            return self._in_pieces(plan, x, piece)
+            return self._in_pieces(plan, x, piece, threads)
 
-    def _in_pieces(self, plan, x, piece):
+    def _in_pieces(self, plan, x, piece, threads):
         """plan.run on each piece of x, the pieces spread over threads; the output is allocated by the
         first piece to finish (its shape and dtype tell the output's), so no piece waits for another."""
         from .parallel import DataParallel
@@ -79,7 +84,7 @@ class Sequential(Module):
                         out.append(np.empty((len(x),) + y.shape[1:], dtype=y.dtype))
             out[0][start : start + piece] = y
 
-        with DataParallel(self) as parallel:
+        with DataParallel(self, threads) as parallel:
             parallel.map(job, range(0, len(x), piece))
         return out[0]
 

@@ -27,6 +27,7 @@ layers do, after the same argument checks; Linear calls its layer's kernel, Flat
 reshape. A result that lives in a kept array is copied before it is returned: the caller owns it.
 """
 
+import math
 import threading
 
 import numpy as np
@@ -126,7 +127,7 @@ class Plan:
     def _flatten(x, layer):
         if not isinstance(x, np.ndarray) or x.ndim < 2:
             return layer.forward(x)  # the layer raises its own error
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     @staticmethod
     def _linear(x, layer):

@@ -78,7 +78,7 @@ class Flatten(Module):
             got = x.shape if isinstance(x, np.ndarray) else type(x).__name__
             raise UserError(f"Flatten: input must have rank 2 or more (N, ...), got {got}")
         self._shape = x.shape if self.grad_enabled else None
-        return x.reshape(x.shape[0], -1)
+        return x.reshape(x.shape[0], math.prod(x.shape[1:]))
 
     def backward(self, grad_out, input_grad=True):
         if self._shape is None:
