@@ -108,6 +108,46 @@ def test_the_table_reaches_every_conv_strategy_and_its_cases_take_the_written_on
     assert {convolution.IM2COL, convolution.ROWS, convolution.SPACE_TO_DEPTH} <= set(swept)
 
 
+FORWARD_ONLY_CASES = [c for c in CONV_SWEEP + [c for c, _ in CONV_STRATEGY_CASES] if (c.SH, c.SW) == (1, 1)]
+
+
+@pytest.mark.parametrize("case", FORWARD_ONLY_CASES, ids=str)
+def test_forward_only_convolution_equals_the_loops_and_the_training_forward(case, rng):
+    """Inference's forward-only strategy (im2col in row blocks at stride 1) against reference.py, in float64
+    and float32; it takes the blocks for every kernel larger than 1x1, and needs only the workspace it sizes."""
+    stride, padding = (case.SH, case.SW), (case.PH, case.PW)
+    for dtype, tolerance in ((np.float64, 1e-12), (np.float32, 1e-5)):
+        x = rng.standard_normal((case.N, case.C, case.H, case.W)).astype(dtype)
+        w = rng.standard_normal((case.F, case.C, case.KH, case.KW)).astype(dtype)
+        b = rng.standard_normal(case.F).astype(dtype)
+        size = convolution.workspace_size(x.shape, w.shape, stride, padding, backward=False)
+        workspace = np.full(size + 1, np.nan, dtype)[:size]  # no value of it may leak into the output
+        out, cache = fast.conv2d_forward(x, w, b, stride, padding, workspace, backward=False)
+        assert cache.kind == (convolution.BLOCKS if case.KH * case.KW > 1 else convolution.IM2COL)
+        assert out.dtype == dtype and rel_error(out, slow.conv2d_forward(x, w, b, stride, padding)) < tolerance
+        trained, _ = fast.conv2d_forward(x, w, b, stride, padding)
+        assert rel_error(out, trained) < tolerance
+
+
+def test_forward_only_blocks_of_any_height_and_the_rows_that_meet_the_padding(rng, monkeypatch):
+    """Blocks of one row, three rows or every row give the same outputs (to rounding: OpenBLAS may round a
+    product differently by its width); a row whose kernel meets the zero padding is a block of its own that
+    multiplies only the kernel rows that meet the image."""
+    x = rng.standard_normal((5, 3, 11, 9)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 5, 3)).astype(np.float32)
+    expected = slow.conv2d_forward(x, w, None, (1, 1), (2, 1))
+    for items, interior in ((1, [1] * 7), (3 * 5 * 3 * 9 * 5 * 3, [3, 3, 1]), (10**9, [7])):
+        monkeypatch.setattr(convolution, "BLOCK_ITEMS", items)
+        out, cache = fast.conv2d_forward(x, w, None, (1, 1), (2, 1), backward=False)
+        assert cache.kind == convolution.BLOCKS and rel_error(out, expected) < 1e-5
+        heights = [cols.shape[3] for _, cols, _, _ in cache.blocks]
+        kernel_rows = [cols.shape[0] for _, cols, _, _ in cache.blocks]
+        assert heights == [1, 1] + interior + [1, 1]  # 11 rows, pad 2, kernel 5: rows 0, 1, 9, 10 meet padding
+        assert kernel_rows == [3, 4] + [5] * len(interior) + [4, 3]
+    with pytest.raises(ValueError, match="without backward"):
+        fast.conv2d_backward(cache, w, np.ones_like(out), x.shape, (1, 1), (2, 1))
+
+
 @pytest.mark.parametrize("case, expect", CONV_STRATEGY_CASES, ids=lambda v: str(v))
 def test_every_conv_strategy_in_float32(case, expect, rng):
     """The float32 kernels agree with the float64 loops to float32 rounding."""

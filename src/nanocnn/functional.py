@@ -99,21 +99,22 @@ def window(xp, i, j, out_hw, stride):
     return xp[:, i : i + SH * (OH - 1) + 1 : SH, j : j + SW * (OW - 1) + 1 : SW, :]
 
 
-def conv2d_forward(x, weight, bias, stride, padding, workspace=None, out=None):
+def conv2d_forward(x, weight, bias, stride, padding, workspace=None, out=None, backward=True):
     """x : (N, C, H, W), weight : (F, C, KH, KW), bias : (F,) or None -> (out, cache).
 
     out : (N, F, OH, OW), a view of (F, OH, OW, N) memory (written into ``out``, an (F, OH, OW, N)
-    array, when given). The strategy comes from the geometry (``convolution.strategy``); its arrays go
-    into ``workspace`` (a 1-D array of at least ``convolution.workspace_size`` elements, default: this
-    thread's scratch); ``cache``, the strategy object, is what conv2d_backward needs.
+    array, when given). The strategy comes from the geometry (``convolution.strategy``; with
+    backward=False a forward-only one may be taken); its arrays go into ``workspace`` (a 1-D array of at
+    least ``convolution.workspace_size`` elements, default: this thread's scratch); ``cache``, the
+    strategy object, is what conv2d_backward needs.
     """
     N, _, H, W = x.shape
     F, C, KH, KW = weight.shape
     OH, OW = output_hw((H, W), (KH, KW), stride, padding)
     if workspace is None:
-        workspace = scratch(convolution.workspace_size(x.shape, weight.shape, stride, padding), x.dtype)
+        workspace = scratch(convolution.workspace_size(x.shape, weight.shape, stride, padding, backward), x.dtype)
     out4 = np.empty((F, OH, OW, N), dtype=x.dtype) if out is None else out
-    conv = convolution.STRATEGIES[convolution.strategy(C, (KH, KW), stride)]
+    conv = convolution.STRATEGIES[convolution.strategy(C, (KH, KW), stride, backward)]
     cache = conv(x.shape, weight, bias, stride, padding, workspace, out4)
     cache(x.transpose(1, 2, 3, 0))
     return from_chwn(out4), cache
@@ -128,6 +129,8 @@ def conv2d_backward(cache, weight, dout, x_shape, stride, padding, input_grad=Tr
     F = weight.shape[0]
     d = dout.transpose(1, 2, 3, 0).reshape(F, -1)  # (F, OH*OW*N), a copy only if not (F, OH, OW, N) memory
     dbias = d.sum(axis=1)
+    if cache.kind == convolution.BLOCKS:
+        raise ValueError("conv2d_backward: the forward ran without backward (im2col in row blocks keeps no columns)")
     if cache.kind == convolution.IM2COL:
         dx4, dweight = convolution.im2col_backward(cache, d, input_grad)
     elif cache.kind == convolution.ROWS:

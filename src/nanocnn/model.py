@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import threading
 
@@ -103,19 +104,21 @@ class Sequential(Module):
         return x
 
     def piece_size(self, input_shape: tuple, dtype=np.float32) -> int:
-        """Examples per inference piece: the largest per-example scratch array (e.g. a conv's columns)
-        times the piece stays near PIECE_BYTES, between MIN_PIECE and MAX_PIECE.
+        """Examples per inference piece: the largest per-example array (a layer's output or its scratch,
+        e.g. a conv's columns) times the piece stays near PIECE_BYTES, between MIN_PIECE and MAX_PIECE.
 
-        With the inference plan (plan.py), measured here on 2 threads, 10,000 images (img/s by piece
-        size): the article's network 26,549 at 12, 32,431 at 16, 33,895 at 24, 29,202 at 32, 25,031 at
-        48; the default preset 9,325 at 8, 9,855 at 12, 10,273 at 16, 9,944 at 24, 10,100 at 32. The
-        rule gives 18 and 19 there (from the first conv's columns and the second conv's kernel rows).
+        With the inference plan (plan.py) and im2col in row blocks (convolution.py), measured here on 2
+        threads, 10,000 images, medians of 7 (img/s by piece size): the article's network 39,356 at 24,
+        44,629 at 32, 48,805 at 48, 38,525 at 64, 41,198 at 96, 37,499 at 128; the default preset
+        10,470 at 24, 11,030 at 32, 11,782 at 48, 11,562 at 64, 11,717 at 96, 11,602 at 128. The rule
+        gives 54 and 41 there (from the second conv's space-to-depth arrays and the first conv's output).
         """
         largest, shape = 1, tuple(input_shape)
         try:
             for layer in self.layers:
                 largest = max(largest, layer.scratch_size(shape))
                 shape = layer.output_shape(shape)
+                largest = max(largest, math.prod(shape))
         except UserError:  # a shape the layers reject: forward will say why, on a small piece
             return MIN_PIECE
         return int(np.clip(PIECE_BYTES // (np.dtype(dtype).itemsize * largest), MIN_PIECE, MAX_PIECE))

@@ -169,7 +169,7 @@ class _Block:
             )
             size = workspace_size(x.shape, conv.weight.data.shape, conv.stride, conv.padding, backward=False)
             bias = None if conv.bias is None else conv.bias.data
-            strategy = STRATEGIES[conv_strategy(x.shape[1], conv.kernel_size, conv.stride)]
+            strategy = STRATEGIES[conv_strategy(x.shape[1], conv.kernel_size, conv.stride, backward=False)]
             out4 = np.empty((F, OH, OW, n), dtype=dtype)
             self.conv = strategy(
                 x.shape,

@@ -51,7 +51,9 @@ class Conv2d(Module):
                 self._workspace = np.empty(size, dtype=x.dtype)
             workspace = self._workspace
         bias = None if self.bias is None else self.bias.data
-        out, cache = conv2d_forward(x, self.weight.data, bias, self.stride, self.padding, workspace)
+        out, cache = conv2d_forward(
+            x, self.weight.data, bias, self.stride, self.padding, workspace, backward=self.grad_enabled
+        )
         self._cache = (x.shape, cache) if self.grad_enabled else None
         return out
 
@@ -87,8 +89,8 @@ class Conv2d(Module):
 
     def scratch_size(self, input_shape):
         self.output_shape(input_shape)  # checks the shape
-        shape = (1,) + tuple(input_shape)
-        return workspace_size(shape, self.weight.data.shape, self.stride, self.padding, backward=False)
+        shape = (1,) + tuple(input_shape)  # a block of columns (a few MB at most) counts as one output row
+        return workspace_size(shape, self.weight.data.shape, self.stride, self.padding, backward=False, block_rows=1)
 
     def spec(self):
         return dict(
