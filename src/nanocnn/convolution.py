@@ -1,7 +1,7 @@
-"""Three ways to compute one 2-D convolution, and the rule that picks one from the layer's geometry.
+"""Four ways to compute one 2-D convolution, and the rule that picks one from the layer's geometry.
 
 ``functional.conv2d_forward`` / ``conv2d_backward`` are the entry points; they call ``strategy``, then
-one of the classes below and its backward function. All three compute the same sums as
+one of the classes below and its backward function (slabs: forward only). All four compute the same sums as
 ``reference.conv2d_forward`` on (C, H, W, N) memory, batch innermost, but group them differently, so
 their float32 results differ in rounding only (~1e-7 relative; ~1e-15 in float64).
 
@@ -16,6 +16,9 @@ their float32 results differ in rounding only (~1e-7 relative; ~1e-15 in float64
                     KH2 x KW2 stride-1 kernel on S (KH2 = ceil(KH / SH)), all KH2*KW2 offsets stacked
                     into one (KH2*KW2*F, C*SH*SW) matrix: one product P = Wst @ S, then
                     out = sum_{i,j} P[i, j][:, i : i + OH, j : j + OW]: shifted views, no im2col.
+    slabs           forward only: ckw[h, c, j, ow, n] = xpad[c, h, SW*ow + j, n], h outermost, so output
+                    row r's im2col matrix, rows (i, c, j), is the contiguous slab of ckw from image row
+                    SH*r - PH on: one product per output row that reads the copy in place.
 
 A strategy is a class: the constructor lays out its arrays in one 1-D ``workspace`` (``workspace_size``
 elements) and writes what never changes (zero borders), and each call ``conv(x4)`` runs only the copies
@@ -30,17 +33,17 @@ import math
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-IM2COL, ROWS, SPACE_TO_DEPTH, BLOCKS = "im2col", "kernel rows", "space to depth", "im2col in row blocks"
-BLOCK_ITEMS = 64 * 2**10  # im2col in row blocks: numbers per block of columns (256 KiB of float32), at least a row
+IM2COL, ROWS, SPACE_TO_DEPTH, SLABS = "im2col", "kernel rows", "space to depth", "slabs"
 
 
 def strategy(channels, kernel, stride, backward=True):
     """The fastest strategy for this geometry (measured here, float32, one BLAS thread, us per image).
 
-    Forward only (``backward=False``: inference), stride 1 and a kernel larger than 1x1: im2col in row
-    blocks, which keeps no columns for a backward pass and so never holds them all (a.conv1 at a piece
-    of 18 images: 40.6 -> 24.7 against whole im2col; b.conv2 at 19: 131.6 -> 120.2 against kernel rows;
-    measured side by side in one process). Otherwise, with backward:
+    Forward only (``backward=False``: inference), stride 1 and a kernel larger than 1x1: slabs, which keep
+    nothing for a backward pass, copy the input only KW times and multiply each output row's columns in
+    place (forward, side by side in one process, pieces of 54 and 41 images: a.conv1 21.3 against 22.4
+    for im2col in blocks of rows, itself 24.7 against 40.6 for whole im2col at 18; b.conv2 104.9 against
+    105.4 for blocks, 120.2 against 131.6 for kernel rows at 19). Otherwise, with backward:
 
     - One input channel: im2col. Its product has only KH*KW rows to sum, and kernel rows would make
       that KW (b.conv1 1->16 5x5 pad 2, batch 16: im2col 18.1, kernel rows 33.7; a.conv1 1->16 8x8:
@@ -54,7 +57,7 @@ def strategy(channels, kernel, stride, backward=True):
     """
     (KH, KW), (SH, SW) = kernel, stride
     if not backward and (SH, SW) == (1, 1) and KH * KW > 1:
-        return BLOCKS
+        return SLABS
     if channels == 1:
         return IM2COL
     if (SH, SW) == (1, 1):
@@ -79,17 +82,13 @@ def _s2d_sizes(KH, KW, OH, OW, stride):
     return KH2, KW2, OH + KH2 - 1, OW + KW2 - 1
 
 
-def workspace_size(x_shape, weight_shape, stride, padding, backward=True, block_rows=None):
-    """Elements of workspace the chosen strategy needs for x (N, C, H, W); backward=False: forward only.
-
-    block_rows: count im2col in row blocks with blocks of this many rows (default: the blocks it makes).
-    """
+def workspace_size(x_shape, weight_shape, stride, padding, backward=True):
+    """Elements of workspace the chosen strategy needs for x (N, C, H, W); backward=False: forward only."""
     N, C, H, W, F, KH, KW, OH, OW = geometry(x_shape, weight_shape, stride, padding)
     M = OH * OW * N
     kind = strategy(C, (KH, KW), stride, backward)
-    if kind == BLOCKS:
-        rows = block_rows or _block_rows(C, KH, KW, OW, N)
-        return C * (H + 2 * padding[0]) * (W + 2 * padding[1]) * N + C * KH * KW * rows * OW * N
+    if kind == SLABS:
+        return H * C * KW * OW * N
     if kind == IM2COL:
         return C * KH * KW * M + C * (H + 2 * padding[0]) * (W + 2 * padding[1]) * N
     if kind == ROWS:
@@ -97,11 +96,6 @@ def workspace_size(x_shape, weight_shape, stride, padding, backward=True, block_
         return C * KW * Hp * OW * N + max(F, C * KW if backward else 0) * M
     KH2, KW2, Hs, Ws = _s2d_sizes(KH, KW, OH, OW, stride)
     return (C * stride[0] * stride[1] + KH2 * KW2 * F) * Hs * Ws * N
-
-
-def _block_rows(C, KH, KW, OW, N):
-    """Output rows per block of im2col in row blocks: columns of about BLOCK_ITEMS numbers, at least one row."""
-    return max(1, BLOCK_ITEMS // (C * KH * KW * OW * max(N, 1)))
 
 
 def _span(n_out, n_in, offset, step):
@@ -206,55 +200,51 @@ class Im2col(Strategy):
         return self.out4
 
 
-class Im2colBlocks(Strategy):
-    """Forward only, stride 1: im2col and its product one block of output rows at a time, each block's
-    columns (KH*C*KW, rows*OW*N) small enough to stay in cache while the product reads them.
+class Slabs(Strategy):
+    """Forward only: every output row's im2col matrix is a contiguous slab of one KW-fold copy of the input.
 
-    Rows of the columns are ordered (kh, c, kw), so the kernel rows a block never meets (those that
-    only see the zero padding above or below the image) are a contiguous range left out of both the
-    copy and the product (5x5 pad 2 on 14 rows: 8.6% of the products).
+    ckw[h, c, j, ow, n] = xpad[c, h, SW*ow + j, n] for the H rows of the image (the vertical padding is
+    never stored). Output row r meets image rows SH*r + i - PH for kernel rows i in [i0, i1), and with h
+    outermost its columns, rows (i, c, j), are ckw[SH*r + i0 - PH : SH*r + i1 - PH] read as one
+    ((i1 - i0)*C*KW, OW*N) matrix in place: out[:, r] = W[:, (i0..i1, c, j)] @ slab, one product per output
+    row, KH*OH/H times less copying than im2col, and no products with rows of padding.
     """
 
-    kind = BLOCKS
+    kind = SLABS
 
     def __init__(self, *args):
         super().__init__(*args)
         N, C, H, W, F, KH, KW, OH, OW = self.geometry
-        PH, PW = self.padding
-        xp = self.workspace[: C * (H + 2 * PH) * (W + 2 * PW) * N].reshape(C, H + 2 * PH, W + 2 * PW, N)
-        _zero_borders(xp, [(slice(None), slice(0, PH)), (slice(None), slice(PH + H, None))])
-        _zero_borders(xp, [(slice(None), slice(None), slice(0, PW)), (slice(None), slice(None), slice(PW + W, None))])
-        self.interior = xp[:, PH : PH + H, PW : PW + W]
-        sc, sh, sw, sn = xp.strides  # windows[kh, c, kw, oh, ow, n] = xp[c, oh + kh, ow + kw, n]: no copy
-        windows = as_strided(xp, (KH, C, KW, OH, OW, N), (sh, sc, sw, sh, sw, sn), writeable=False)
-        rows, K = _block_rows(C, KH, KW, OW, N), C * KW  # K: columns' rows per kernel row
-        block = self.workspace[xp.size : xp.size + KH * K * rows * OW * N]
-        self.wr = np.empty((F, KH, C, KW), dtype=self.weight.dtype)  # the weight in the columns' (kh, c, kw) order
-        out2, self.blocks = self.out4.reshape(F, -1), []
-        # A row whose kernel meets the padding is a block of its own, which multiplies only its kernel
-        # rows that meet the image; the rows between them go in blocks of `rows`
-        top, bottom = min(OH, PH), max(min(OH, PH), PH + H - KH + 1)  # rows [top, bottom) meet no padding
-        starts = list(range(top)) + list(range(top, bottom, rows)) + list(range(bottom, OH)) + [OH]
-        for r0, r1 in zip(starts, starts[1:]):
-            r1 = min(r1, r0 + rows) if top <= r0 < bottom else r0 + 1
-            i0, i1 = max(0, PH - r0), min(KH, PH + H - r0)  # kernel rows that meet the image (all the block's)
-            out = out2[:, r0 * OW * N : r1 * OW * N]
+        (SH, SW), (PH, PW) = self.stride, self.padding
+        ckw = self.workspace[: H * C * KW * OW * N].reshape(H, C, KW, OW, N)
+        self.copies = []  # ckw[h, c, j, ow] = x[c, h, SW*ow + j - PW]
+        for j in range(KW):
+            dst = ckw[:, :, j].transpose(1, 0, 2, 3)  # (C, H, OW, N) view
+            inner, source, borders = shifted(dst.shape, (C, H, W, N), (0, j - PW), (1, SW))
+            _zero_borders(dst, borders)
+            if inner is not None:
+                self.copies.append((dst[inner], source))
+        self.wr = np.empty((F, KH, C, KW), dtype=self.weight.dtype)  # the weight in the slabs' (i, c, j) order
+        w2, out2, K = self.wr.reshape(F, -1), self.out4.reshape(F, -1), C * KW
+        self.rows = []  # (out row, weight columns, slab) or (out row, None, None): only padding, zeros
+        for r in range(OH):
+            i0, i1 = max(0, PH - SH * r), min(KH, PH + H - SH * r)
+            out = out2[:, r * OW * N : (r + 1) * OW * N]
             if i0 >= i1:
-                self.blocks.append((out, None, None, None))  # only padding: zeros
-                continue
-            cols = block[: (i1 - i0) * K * (r1 - r0) * OW * N].reshape(i1 - i0, C, KW, r1 - r0, OW, N)
-            self.blocks.append((out, cols, windows[i0:i1, :, :, r0:r1], slice(i0 * K, i1 * K)))
+                self.rows.append((out, None, None))
+            else:
+                h0 = SH * r + i0 - PH
+                self.rows.append((out, w2[:, i0 * K : i1 * K], ckw[h0 : h0 + i1 - i0].reshape((i1 - i0) * K, -1)))
 
     def __call__(self, x4):
         np.copyto(self.wr, self.weight.transpose(0, 2, 1, 3))
-        np.copyto(self.interior, x4)
-        w2 = self.wr.reshape(len(self.wr), -1)
-        for out, cols, windows, ks in self.blocks:
-            if cols is None:
+        for dst, source in self.copies:
+            copy_runs(dst, x4[source])
+        for out, w, slab in self.rows:
+            if w is None:
                 out[...] = 0
-                continue
-            np.copyto(cols, windows)
-            np.matmul(w2[:, ks], cols.reshape(ks.stop - ks.start, -1), out=out)
+            else:
+                np.matmul(w, slab, out=out)
         self._add_bias()
         return self.out4
 
@@ -369,7 +359,7 @@ class SpaceToDepth(Strategy):
         return out4
 
 
-STRATEGIES = {IM2COL: Im2col, ROWS: Rows, SPACE_TO_DEPTH: SpaceToDepth, BLOCKS: Im2colBlocks}
+STRATEGIES = {IM2COL: Im2col, ROWS: Rows, SPACE_TO_DEPTH: SpaceToDepth, SLABS: Slabs}
 
 
 def im2col_backward(conv, d, input_grad):

@@ -129,8 +129,8 @@ def conv2d_backward(cache, weight, dout, x_shape, stride, padding, input_grad=Tr
     F = weight.shape[0]
     d = dout.transpose(1, 2, 3, 0).reshape(F, -1)  # (F, OH*OW*N), a copy only if not (F, OH, OW, N) memory
     dbias = d.sum(axis=1)
-    if cache.kind == convolution.BLOCKS:
-        raise ValueError("conv2d_backward: the forward ran without backward (im2col in row blocks keeps no columns)")
+    if cache.kind == convolution.SLABS:
+        raise ValueError("conv2d_backward: the forward ran without backward (slabs keep no columns)")
     if cache.kind == convolution.IM2COL:
         dx4, dweight = convolution.im2col_backward(cache, d, input_grad)
     elif cache.kind == convolution.ROWS:

@@ -107,11 +107,12 @@ class Sequential(Module):
         """Examples per inference piece: the largest per-example array (a layer's output or its scratch,
         e.g. a conv's columns) times the piece stays near PIECE_BYTES, between MIN_PIECE and MAX_PIECE.
 
-        With the inference plan (plan.py) and im2col in row blocks (convolution.py), measured here on 2
-        threads, 10,000 images, medians of 7 (img/s by piece size): the article's network 39,356 at 24,
-        44,629 at 32, 48,805 at 48, 38,525 at 64, 41,198 at 96, 37,499 at 128; the default preset
-        10,470 at 24, 11,030 at 32, 11,782 at 48, 11,562 at 64, 11,717 at 96, 11,602 at 128. The rule
-        gives 54 and 41 there (from the second conv's space-to-depth arrays and the first conv's output).
+        With the inference plan (plan.py) and its forward-only convolutions (convolution.py), measured here
+        on 2 threads, 10,000 images, medians of 7 (img/s by piece size; this machine's timings drift by
+        30% within minutes): the article's network 32,717 at 24, 28,058 at 33, 31,773 at 48, 31,917 at
+        64, 32,961 at 96; the default preset 11,839 at 24, 12,478 at 33, 11,797 at 48, 11,749 at 64,
+        12,787 at 96 (before them, with whole column matrices, 12-24 was best and 48 lost a quarter).
+        The rule gives 54 and 33 there (the second convs' space-to-depth arrays and slabs).
         """
         largest, shape = 1, tuple(input_shape)
         try:

@@ -89,8 +89,8 @@ class Conv2d(Module):
 
     def scratch_size(self, input_shape):
         self.output_shape(input_shape)  # checks the shape
-        shape = (1,) + tuple(input_shape)  # a block of columns (a few MB at most) counts as one output row
-        return workspace_size(shape, self.weight.data.shape, self.stride, self.padding, backward=False, block_rows=1)
+        shape = (1,) + tuple(input_shape)
+        return workspace_size(shape, self.weight.data.shape, self.stride, self.padding, backward=False)
 
     def spec(self):
         return dict(
