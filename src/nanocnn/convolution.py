@@ -313,8 +313,9 @@ class SpaceToDepth(Strategy):
         L = Hs * Ws * N
         S = self.workspace[: C * SH * SW * L].reshape(C, SH, SW, Hs, Ws, N)
         self.copies = []  # S[c, p, q, h, w] = xpad[c, SH*h + p, SW*w + q]
-        if (PH, PW) == (0, 0) and SH * Hs <= H and SW * Ws <= W:  # all of S inside x: one copy of a view
-            self.copies.append((S, (C, Hs, SH, Ws, SW, N)))  # x4[:, :SH*Hs, :SW*Ws] split into (h, p), (w, q)
+        self.grid, self.S = None, S  # grid: all of S lies inside x, filled by one copy of x4 split into (h, p), (w, q)
+        if (PH, PW) == (0, 0) and SH * Hs <= H and SW * Ws <= W:
+            self.grid = (C, Hs, SH, Ws, SW, N)
         else:
             for p in range(SH):
                 for q in range(SW):
@@ -331,8 +332,9 @@ class SpaceToDepth(Strategy):
         self.stacked = np.zeros((KH2, KW2, F, C, SH, SW), dtype=self.weight.dtype)
         by_kernel = self.stacked.transpose(2, 3, 0, 4, 1, 5)  # (F, C, KH2, SH, KW2, SW) view
         self.weight_copies = []
-        if KH == KH2 * SH and KW == KW2 * SW:  # the kernel splits into whole blocks: one copy of a view
-            self.weight_copies.append((by_kernel, (F, C, KH2, SH, KW2, SW)))
+        self.kernel_blocks, self.by_kernel = None, by_kernel  # the kernel splits into whole blocks: one copy
+        if KH == KH2 * SH and KW == KW2 * SW:
+            self.kernel_blocks = (F, C, KH2, SH, KW2, SW)
         else:
             for i in range(KH2):
                 for j in range(KW2):
@@ -342,14 +344,15 @@ class SpaceToDepth(Strategy):
         self.stacked2 = self.stacked.reshape(KH2 * KW2 * F, C * SH * SW)
 
     def __call__(self, x4):
-        for dst, block in self.weight_copies:  # a block is an index tuple, or the shape to view the weight as
-            np.copyto(dst, self.weight.reshape(block) if isinstance(block[0], int) else self.weight[block])
-        for dst, source in self.copies:  # a source is an index tuple, or the grid to split x4 into
-            if isinstance(source[0], int):
-                C, Hs, SH, Ws, SW, N = source
-                copy_runs(dst, x4[:, : Hs * SH, : Ws * SW].reshape(source).transpose(0, 2, 4, 1, 3, 5))
-            else:
-                copy_runs(dst, x4[source])
+        if self.kernel_blocks is not None:
+            np.copyto(self.by_kernel, self.weight.reshape(self.kernel_blocks))
+        for dst, block in self.weight_copies:
+            np.copyto(dst, self.weight[block])
+        if self.grid is not None:
+            _, Hs, SH, Ws, SW, _ = self.grid
+            copy_runs(self.S, x4[:, : Hs * SH, : Ws * SW].reshape(self.grid).transpose(0, 2, 4, 1, 3, 5))
+        for dst, source in self.copies:
+            copy_runs(dst, x4[source])
         np.matmul(self.stacked2, self.columns, out=self.P)
         out4 = self.out4
         np.copyto(out4, self.shifted[0])
