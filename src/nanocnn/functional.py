@@ -126,11 +126,11 @@ def conv2d_backward(cache, weight, dout, x_shape, stride, padding, input_grad=Tr
     dout : (N, F, OH, OW); dbias = dout summed over (n, oh, ow); dweight and dx as the forward's strategy
     computes them (convolution.py). The column gradient is written over the columns.
     """
+    if cache.kind == convolution.SLABS:
+        raise ValueError("conv2d_backward: the forward ran without backward (slabs keep no columns)")
     F = weight.shape[0]
     d = dout.transpose(1, 2, 3, 0).reshape(F, -1)  # (F, OH*OW*N), a copy only if not (F, OH, OW, N) memory
     dbias = d.sum(axis=1)
-    if cache.kind == convolution.SLABS:
-        raise ValueError("conv2d_backward: the forward ran without backward (slabs keep no columns)")
     if cache.kind == convolution.IM2COL:
         dx4, dweight = convolution.im2col_backward(cache, d, input_grad)
     elif cache.kind == convolution.ROWS:
