@@ -241,26 +241,35 @@ class Slabs(Strategy):
             if inner is not None:
                 self.copies.append((dst[inner], source))
         self.wr = np.empty((F, KH, C, KW), dtype=self.weight.dtype)  # the weight in the slabs' (i, c, j) order
-        w2, out2, K = self.wr.reshape(F, -1), self.out4.reshape(F, -1), C * KW
-        self.rows = []  # (out row, weight columns, slab) or (out row, None, None): only padding, zeros
-        for r in range(OH):
-            i0, i1 = max(0, PH - SH * r), min(KH, PH + H - SH * r)
-            out = out2[:, r * OW * N : (r + 1) * OW * N]
+        w2, out3, K = self.wr.reshape(F, -1), self.out4.reshape(F, OH, OW * N).transpose(1, 0, 2), C * KW
+        # Output rows that meet the same kernel rows [i0, i1) form a run: one batched product covers it,
+        # its slabs a strided view of ckw (runs of SH image rows apart), so numpy calls the same BLAS
+        # product for each row without a Python call per row (the numbers are the per-row products')
+        spans = [(max(0, PH - SH * r), min(KH, PH + H - SH * r)) for r in range(OH)]
+        self.runs = []  # (out rows (R, F, OW*N), weight columns, slabs (R, (i1-i0)*K, OW*N)); None: zeros
+        r0 = 0
+        for r in range(1, OH + 1):
+            if r < OH and spans[r] == spans[r0]:
+                continue
+            (i0, i1), out = spans[r0], out3[r0:r]
             if i0 >= i1:
-                self.rows.append((out, None, None))
+                self.runs.append((out, None, None))
             else:
-                h0 = SH * r + i0 - PH
-                self.rows.append((out, w2[:, i0 * K : i1 * K], ckw[h0 : h0 + i1 - i0].reshape((i1 - i0) * K, -1)))
+                first = ckw[SH * r0 + i0 - PH : SH * r0 + i1 - PH].reshape((i1 - i0) * K, OW * N)
+                step = SH * ckw.strides[0]
+                slabs = as_strided(first, (r - r0,) + first.shape, (step,) + first.strides, writeable=False)
+                self.runs.append((out, w2[:, i0 * K : i1 * K], slabs))
+            r0 = r
 
     def __call__(self, x4):
         np.copyto(self.wr, self.weight.transpose(0, 2, 1, 3))
         for dst, source in self.copies:
             copy_runs(dst, x4[source])
-        for out, w, slab in self.rows:
+        for out, w, slabs in self.runs:
             if w is None:
                 out[...] = 0
             else:
-                np.matmul(w, slab, out=out)
+                np.matmul(w, slabs, out=out)
         self._add_bias()
         return self.out4
 
