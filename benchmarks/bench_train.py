@@ -1,14 +1,16 @@
 """Training and inference speed of nanocnn beside PyTorch and onnxruntime on the CPU, side by side in one run.
 
-    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_train.py [--repeats 3] [--rss]
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench_train.py \
+        [--repeats 3] [--inference-repeats 9] [--rss]
 
 For (a) the article's network with ReLU (conv 16x8x8, ReLU, conv 8x4x4 stride 2, ReLU, linear) at batch
 64 with Adam, and (b) the default preset with its own settings, it trains one epoch of the bundled MNIST
 with nanocnn (the path `nanocnn train` takes: each batch's parts on the threads) and with PyTorch (same
 architecture, initial weights, batches and thread count), alternating the two ``--repeats`` times, and
-prints the median epoch times and their ratio. Then inference on the 10,000 test images, alternated the
-same way: nanocnn's predict_proba and a plain eval-mode ``model(x)`` on all 10,000 at once, PyTorch and
-onnxruntime (running nanocnn's own ONNX export) each at their best of batch 64, 256 and 10,000. Then a
+prints the median epoch times and their ratio. Then inference on the 10,000 test images in
+``--inference-repeats`` alternated rounds: nanocnn's predict_proba and a plain eval-mode ``model(x)`` on all
+10,000 at once, PyTorch and onnxruntime (running nanocnn's own ONNX export) at batch 64, 256 and 10,000 in
+every round, each counted at its batch size with the best median. Then a
 fresh model's first ``model(x)`` on the 10,000 images in a new process (time; memory in a second one), achieved
 GFLOP/s beside this machine's float32 matrix-product ceiling, the BLAS kernel, the fast layers against
 reference.py, and with --rss the peak resident memory of a default `nanocnn train`.
@@ -44,6 +46,7 @@ except ImportError:
     onnxruntime = None
 
 BATCHES = (64, 256, 10_000)  # inference batch sizes PyTorch and onnxruntime are tried at; their best counts
+PAUSE = 0.3  # seconds of quiet before each inference runner: the previous one's thread pool may still spin
 
 
 def article_relu(input_shape, num_classes, rng):
@@ -110,15 +113,15 @@ def rate(fn, images):
     return len(images) / (time.perf_counter() - start)
 
 
-def best_batch_rate(run, images):
-    """Images/s at the best of BATCHES: run(x) on consecutive slices of each size."""
-    best = 0
+def batch_rates(run, images):
+    """Images/s at each of BATCHES: run(x) on consecutive slices of that size -> {batch: img/s}."""
+    rates = {}
     for batch in BATCHES:
         start = time.perf_counter()
         for i in range(0, len(images), batch):
             run(images[i : i + batch])
-        best = max(best, len(images) / (time.perf_counter() - start))
-    return best
+        rates[batch] = len(images) / (time.perf_counter() - start)
+    return rates
 
 
 def onnx_session(model, input_shape, threads, folder):
@@ -147,7 +150,7 @@ def matmul_ceiling(n=2048, repeats=5):
     return 2 * n**3 / statistics.median(times) / 1e9
 
 
-def compare(name, data, repeats, threads):
+def compare(name, data, repeats, inference_repeats, threads):
     """Train one epoch of network ``name`` ("a" or "b") both ways, then inference every way, alternated."""
     default = PRESETS["default"].defaults
     batch_size, lr = (64, 1e-3) if name == "a" else (default.batch_size, default.lr)
@@ -176,9 +179,23 @@ def compare(name, data, repeats, threads):
     if torch:
         print(f"  training time ratio nanocnn / PyTorch: {med['nanocnn'] / med['PyTorch']:.2f}x")
 
+    inference(name, model, theirs_model, data, inference_repeats, threads)
+
+
+def inference(name, model, theirs_model, data, repeats, threads):
+    """Images/s on the 10,000 test images, every runner once per round, ``repeats`` rounds.
+
+    nanocnn runs predict_proba and one plain eval-mode model(x) on all the images; PyTorch and
+    onnxruntime run at each of BATCHES in every round, and count at the batch size whose median is best.
+    Every runner gets the same number of samples and the ratio is of medians (a best-of-batches per
+    round, as before the fifth round, takes a maximum of several noisy samples and favours them). Each
+    runner starts after a pause, as onnxruntime's and OpenMP's idle threads spin for a while after a run
+    (predict_proba measured right after onnxruntime: 39,919 img/s, after a 0.5 s pause 42,392, medians of 6).
+    """
     test = data.test.images
     model.eval()
     runs = {"nanocnn predict_proba": lambda x: predict_proba(model, x, threads), "nanocnn model(x)": model}
+    batched = {}
     with tempfile.TemporaryDirectory() as folder:
         if torch:
             theirs_model.eval()
@@ -187,22 +204,36 @@ def compare(name, data, repeats, threads):
                 with torch.no_grad():
                     return theirs_model(torch.from_numpy(x))
 
-            runs["PyTorch"] = lambda x: best_batch_rate(torch_run, x)
+            batched["PyTorch"] = torch_run
         if onnxruntime:
-            session = onnx_session(model, data.input_shape, threads, folder)
-            runs["onnxruntime"] = lambda x: best_batch_rate(session, x)
-        rates = {k: [] for k in runs}
+            batched["onnxruntime"] = onnx_session(model, data.input_shape, threads, folder)
+        samples = {k: [] for k in runs} | {(k, b): [] for k in batched for b in BATCHES}
         for _ in range(repeats):
             for k, run in runs.items():
-                rates[k].append(run(test) if k in ("PyTorch", "onnxruntime") else rate(run, test))
-    rates = {k: statistics.median(v) for k, v in rates.items()}
+                time.sleep(PAUSE)
+                samples[k].append(rate(run, test))
+            for k, run in batched.items():
+                time.sleep(PAUSE)
+                for b, v in batch_rates(run, test).items():
+                    samples[k, b].append(v)
+    medians = {k: statistics.median(v) for k, v in samples.items()}
+    rates, at = {k: medians[k] for k in runs}, {}  # at: the best batch size of PyTorch and onnxruntime
+    for k in batched:
+        at[k] = max(BATCHES, key=lambda b: medians[k, b])
+        rates[k] = medians[k, at[k]]
     print(
-        f"  inference on {len(test):,} test images, img/s (medians of {repeats}; PyTorch and onnxruntime at "
-        f"their best of batch {', '.join(map(str, BATCHES))}):"
+        f"  inference on {len(test):,} test images, img/s, medians of {repeats} alternated rounds (PyTorch and "
+        f"onnxruntime at their best batch of {', '.join(map(str, BATCHES))} by median):"
     )
     for k, v in rates.items():
-        ratios = ", ".join(f"{v / rates[o]:.2f}x {o}" for o in ("PyTorch", "onnxruntime") if o in rates and o != k)
-        print(f"    {k:<22} {v:>9,.0f}" + (f"   ({ratios})" if ratios and k.startswith("nanocnn") else ""))
+        notes = [f"at batch {at[k]}"] if k in at else []
+        if k in runs:
+            notes += [f"{v / rates[o]:.2f}x {o}" for o in at]
+            notes += [f"rounds {min(samples[k]):,.0f}-{max(samples[k]):,.0f}"]
+            if "PyTorch" in at:
+                paired = [a / b for a, b in zip(samples[k], samples["PyTorch", at["PyTorch"]])]
+                notes += [f"round by round {min(paired):.2f}-{max(paired):.2f}x PyTorch"]
+        print(f"    {k:<22} {v:>9,.0f}" + (f"   ({'; '.join(notes)})" if notes else ""))
     one_off(name, rates.get("nanocnn predict_proba"))
 
 
@@ -300,6 +331,9 @@ def peak_rss_of_default_train():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--inference-repeats", type=int, default=9, help="alternated inference rounds (default: 9; ~3 s each)"
+    )
     parser.add_argument("--limit-train", type=int, default=None, help="images per epoch (default: all 60,000)")
     parser.add_argument("--networks", default="ab", help="which of a and b (default: both)")
     parser.add_argument("--rss", action="store_true", help="also measure the peak RSS of a default `nanocnn train`")
@@ -334,7 +368,7 @@ def main():
 
     data = load_dataset(limit_train=args.limit_train)
     for name in args.networks:
-        compare(name, data, args.repeats, threads)
+        compare(name, data, args.repeats, args.inference_repeats, threads)
     seed_fast_vs_reference(data)
     if args.rss:
         peak_rss_of_default_train()
