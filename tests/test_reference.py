@@ -143,6 +143,10 @@ def test_slabs_multiply_only_the_kernel_rows_that_meet_the_image(padding, kernel
     assert cache.kind == convolution.SLABS
     per_row = [0 if slabs is None else slabs.shape[1] // (3 * 3) for out, _, slabs in cache.runs for _ in out]
     assert per_row == kernel_rows
+    for rows, w_cols, slabs in cache.runs:  # a run's batched product is each of its rows' own product
+        for k in range(len(rows)):
+            alone = np.zeros_like(rows[k]) if w_cols is None else np.matmul(w_cols, slabs[k])
+            assert np.array_equal(rows[k], alone + b[:, None])
     assert rel_error(out, slow.conv2d_forward(x, w, b, (1, 1), padding)) < 1e-5
     with pytest.raises(ValueError, match="without backward"):
         fast.conv2d_backward(cache, w, np.ones_like(out), x.shape, (1, 1), padding)

@@ -223,7 +223,8 @@ class Slabs(Strategy):
     never stored). Output row r meets image rows SH*r + i - PH for kernel rows i in [i0, i1), and with h
     outermost its columns, rows (i, c, j), are ckw[SH*r + i0 - PH : SH*r + i1 - PH] read as one
     ((i1 - i0)*C*KW, OW*N) matrix in place: out[:, r] = W[:, (i0..i1, c, j)] @ slab, one product per output
-    row, KH*OH/H times less copying than im2col, and no products with rows of padding.
+    row (the rows with the same [i0, i1) as one batched call), KH*OH/H times less copying than im2col, and
+    no products with rows of padding.
     """
 
     kind = SLABS
