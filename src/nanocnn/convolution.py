@@ -244,7 +244,7 @@ class Slabs(Strategy):
         self.wr = np.empty((F, KH, C, KW), dtype=self.weight.dtype)  # the weight in the slabs' (i, c, j) order
         w2, out3, K = self.wr.reshape(F, -1), self.out4.reshape(F, OH, OW * N).transpose(1, 0, 2), C * KW
         # Output rows that meet the same kernel rows [i0, i1) form a run: one batched product covers it,
-        # its slabs a strided view of ckw (runs of SH image rows apart), so numpy calls the same BLAS
+        # its slabs a strided view of ckw (consecutive slabs SH image rows apart), so numpy calls the same BLAS
         # product for each row without a Python call per row (the numbers are the per-row products')
         spans = [(max(0, PH - SH * r), min(KH, PH + H - SH * r)) for r in range(OH)]
         self.runs = []  # (out rows (R, F, OW*N), weight columns, slabs (R, (i1-i0)*K, OW*N)); None: zeros
