@@ -36,7 +36,7 @@ def extract_code(article_text: str, data_path: str) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--article", default=str(ROOT.parent / "shared/seed/cnn-from-scratch-article.txt"))
-    parser.add_argument("--data", default=str(ROOT / "src/nanocnn/assets/mnist.npz"))
+    parser.add_argument("--data", default=str(ROOT / "src/nanocnn/data/mnist.npz"))
     parser.add_argument("--print-code", action="store_true", help="print the extracted program and exit")
     args = parser.parse_args()
     if not Path(args.article).is_file():

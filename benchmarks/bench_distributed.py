@@ -28,10 +28,10 @@ import numpy as np
 
 import nanocnn as nc
 from nanocnn.data import batches, load_dataset
-from nanocnn.distributed import SEGMENT
-from nanocnn.optim import Adam
+from nanocnn.parallel.mpi import SEGMENT
+from nanocnn.nn import Adam
 from nanocnn.parallel import DataParallel
-from nanocnn.presets import build_default
+from nanocnn.train.presets import build_default
 from nanocnn.train import train_step
 
 TCP = dict(MPIR_CVAR_NOLOCAL="1", MPIR_CVAR_CH4_NETMOD="ofi", FI_PROVIDER="tcp", FI_TCP_IFACE="lo")
@@ -60,7 +60,7 @@ NETS = {"default": build_default, "wide": build_wide}
 
 def world_or_local():
     if "PMI_SIZE" in os.environ:
-        from nanocnn.distributed import connect
+        from nanocnn.parallel.mpi import connect
 
         return connect()
     from nanocnn.parallel import LOCAL

@@ -29,11 +29,11 @@ import time
 import numpy as np
 
 import nanocnn as nc
-from nanocnn import reference
+from nanocnn.nn import reference
 from nanocnn.data import batches, load_dataset
-from nanocnn.inference import predict_proba
+from nanocnn.train.evaluation import predict_proba
 from nanocnn.parallel import DataParallel
-from nanocnn.presets import PRESETS, build_seed
+from nanocnn.train.presets import PRESETS, build_seed
 from nanocnn.train import train_step
 
 try:

@@ -68,6 +68,8 @@ def opened(browser, server, viewport, **options):
         problems = []
         page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+        page.sent = []  # the bodies of the page's own POST /api/predict requests, in order
+        page.on("request", lambda r: page.sent.append(r.post_data_json) if r.url.endswith("/api/predict") else None)
         page.goto(f"http://127.0.0.1:{server.port}/")
         # Playwright's wait_for_function polls with eval(), which the page's CSP forbids: wait on selectors.
         page.wait_for_selector("#probabilities .bar-row:nth-child(10) .bar", state="attached")
@@ -130,10 +132,14 @@ def settled(page):
 
 
 def api_answer(page):
-    """The API's answer for exactly the pixels the page sends (its own padPixels())."""
-    pixels = page.evaluate("padPixels()")
-    side = int(math.isqrt(len(pixels)))
-    return call(page.port, "POST", "/api/predict", {"width": side, "height": side, "pixels": pixels}).json()
+    """The API's answer for exactly what the page sent last (the drawing its views now show), asked again."""
+    body = page.sent[-1]
+    assert body["width"] * body["height"] == len(body["pixels"]) and set(body["views"]) == {
+        "input",
+        "saliency",
+        "layers",
+    }
+    return call(page.port, "POST", "/api/predict", body).json()
 
 
 def bar_widths(page):
@@ -160,8 +166,14 @@ def check_views(page, answer):
         for j in range(10):
             if p[i] > p[j] + 0.02:
                 assert widths[i] > widths[j], (i, j, widths, p)
-    maps = drawn(page, "#features canvas")
-    assert len(maps) == 16 + 32 and sum(n > 1 for n in maps) >= 24 and all(n > 1 for n in maps[:16])
+    layers = page.locator("#features section.layer")
+    assert layers.count() == len(answer["layers"]) == 8  # every layer of the default preset, in order
+    for n, layer in enumerate(answer["layers"]):
+        title = layers.nth(n).locator("h3").inner_text()
+        assert title.startswith(f"{n}: {layer['description']}"), title
+        cells = drawn(page, f"#features section.layer:nth-child({n + 1}) canvas")
+        assert len(cells) == (layer["shape"][0] if len(layer["shape"]) == 3 else 1), (n, len(cells))
+        assert sum(c > 1 for c in cells) >= len(cells) // 2, (n, cells)  # most maps are not blank
     saliency = page.evaluate("""() => { const c = document.getElementById('saliency'); let red = 0, blue = 0;
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
         for (let i = 0; i < d.length; i += 4) { if (d[i] > d[i + 2] + 60) red++; if (d[i + 2] > d[i] + 60) blue++; }
@@ -178,7 +190,7 @@ def test_hand_drawn_digits_are_recognised_and_every_view_is_drawn(page):
         check_views(page, answer)
         page.click("#clear")
         assert page.inner_text("#prediction") == "" and max(bar_widths(page)) == 0
-        assert all(n == 1 for n in drawn(page, "#features canvas"))
+        assert all(n == 1 for n in drawn(page, "#features canvas"))  # every cell empty: nothing drawn
     screenshot = os.environ.get("NANOCNN_SCREENSHOT")
     if screenshot:
         draw(page, "2")

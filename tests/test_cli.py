@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import nanocnn as nc
+import nanocnn.io
 from helpers import random_dataset, write_idx_folder, write_npz
 from nanocnn.cli import main
 
@@ -42,7 +43,7 @@ def test_train_seed_preset_writes_a_run(tmp_path, capsys):
     os.umask(umask)
     assert (tmp_path / "run" / "model.npz").stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0600
     assert json.loads((tmp_path / "run" / "config.json").read_text())["preset"] == "seed"
-    model, meta, arrays = nc.load(tmp_path / "run" / "model.npz")
+    model, meta, arrays = nanocnn.io.read(tmp_path / "run" / "model.npz")
     assert meta["epoch"] == 1 and meta["input_shape"] == [1, 28, 28] and "optim/steps" in arrays
     assert float(lines[-1].split()[-1]) == pytest.approx(meta["metrics"][-1]["test_acc"], abs=5e-5)
 
@@ -224,7 +225,7 @@ def test_errors_with_a_model_and_data_that_do_not_fit(tmp_path, capsys, rng):
 
 def test_a_model_saved_without_its_input_shape_gets_a_clear_error(tmp_path, capsys):
     path = tmp_path / "bare.npz"
-    nc.save(path, nc.Sequential(nc.Flatten(), nc.Linear(784, 10)))
+    nc.save(nc.Sequential(nc.Flatten(), nc.Linear(784, 10)), path)
     for argv in (["evaluate", path], ["predict", path, path], ["summary", path], ["plot", "confusion", path]):
         status, _, err = run_cli(capsys, *argv)
         assert status == 2 and "does not record its input shape and classes" in err and err.count("\n") == 1
@@ -246,11 +247,11 @@ def test_recorded_shapes_are_checked_and_only_training_checkpoints_resume(tmp_pa
         "disagree.npz": ({"input_shape": [1, 28, 28], "num_classes": 3}, "num_classes is 3 but the model outputs 10"),
     }
     for name, (meta, message) in cases.items():
-        nc.save(tmp_path / name, bare, meta=meta)
+        nc.save(bare, tmp_path / name, meta=meta)
         for argv in (["evaluate", tmp_path / name], ["serve", tmp_path / name, "--port", "0"]):
             status, _, err = run_cli(capsys, *argv)
             assert status == 2 and message in err and err.count("\n") == 1, (argv, err)
     (tmp_path / "run").mkdir()
-    nc.save(tmp_path / "run" / "model.npz", bare, meta={"input_shape": [1, 28, 28], "num_classes": 10})
+    nc.save(bare, tmp_path / "run" / "model.npz", meta={"input_shape": [1, 28, 28], "num_classes": 10})
     status, _, err = run_cli(capsys, "train", "--resume", "--out", tmp_path / "run")
     assert status == 2 and "is not a training checkpoint" in err

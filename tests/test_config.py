@@ -7,8 +7,8 @@ import pytest
 
 import nanocnn as nc
 from nanocnn.cli import build_parser, main
-from nanocnn.config import Config, option
-from nanocnn.presets import PRESETS
+from nanocnn.train.config import Config, option
+from nanocnn.train.presets import PRESETS, resolve
 
 
 def train_parser():
@@ -36,13 +36,13 @@ def test_the_help_shows_each_presets_default():
 def test_presets_supply_their_defaults_as_a_config_and_fallbacks_fill_the_rest():
     for name, preset in PRESETS.items():
         assert isinstance(preset.defaults, Config)
-        resolved = Config(preset=name).resolved()
+        resolved = resolve(Config(preset=name))
         for f in fields(Config):
             given = getattr(preset.defaults, f.name)
             if f.metadata["run"] and f.name != "preset":
                 assert getattr(resolved, f.name) == (f.metadata["fallback"] if given is None else given), f.name
         assert resolved.preset == name
-    assert Config().resolved().preset == "default" and Config(lr=0.5).resolved().lr == 0.5
+    assert resolve(Config()).preset == "default" and resolve(Config(lr=0.5)).lr == 0.5
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ def test_presets_supply_their_defaults_as_a_config_and_fallbacks_fill_the_rest()
 )
 def test_config_checks_name_the_setting_and_value(values, message):
     with pytest.raises(nc.UserError) as e:
-        Config(**values).resolved()
+        resolve(Config(**values))
     assert str(e.value) == message
 
 

@@ -11,10 +11,11 @@ from threadpoolctl import threadpool_info
 
 import nanocnn as nc
 from helpers import check_layer_gradients, rel_error
-from nanocnn.blas import single_thread
-from nanocnn.inference import predict_proba
+from nanocnn.backend.blas import single_thread
+from nanocnn.backend.inference import part_size
 from nanocnn.parallel import DataParallel
 from nanocnn.train import train_step
+from nanocnn.train.evaluation import predict_proba
 
 
 @nc.register_layer
@@ -131,11 +132,11 @@ def test_custom_layers_save_and_load_and_unknown_ones_are_refused(tmp_path, rng)
     model = custom_net(rng)
     model[1].gain.data[:] = [1.5, 0.5, 2.0, 1.0]
     path = tmp_path / "custom.npz"
-    nc.save(path, model)
-    loaded, _, _ = nc.load(path)
+    nc.save(model, path)
+    loaded, _ = nc.load(path)
     x = data(rng, 5)[0]
     assert isinstance(loaded[1], Scale) and np.array_equal(loaded.eval()(x), model.eval()(x))
-    from nanocnn.layers import LAYERS
+    from nanocnn.nn import LAYERS
 
     saved = LAYERS.pop("Scale")
     try:
@@ -210,13 +211,13 @@ def test_one_model_shared_by_8_threads_gives_the_serial_outputs():
     assert blas == before  # BLAS has its own thread count back once the last caller left
 
 
-def test_eval_forward_runs_any_batch_in_pieces_with_the_same_numbers(rng):
-    """A large eval-mode batch runs in pieces internally: the output equals the pieces run one by one."""
+def test_eval_forward_runs_any_batch_in_parts_with_the_same_numbers(rng):
+    """A large eval-mode batch runs in parts internally: the output equals the parts run one by one."""
     model = custom_net(rng).eval()
     x = rng.random((2500, 1, 10, 10), dtype=np.float32)
-    piece = model.piece_size(x.shape[1:])
-    assert 8 <= piece < len(x) // 2  # at least two whole pieces and a part
-    expected = np.concatenate([model(x[i : i + piece]) for i in range(0, len(x), piece)])
+    size = part_size(model, x.shape[1:])
+    assert 8 <= size < len(x) // 2  # at least two whole parts and a rest
+    expected = np.concatenate([model(x[i : i + size]) for i in range(0, len(x), size)])
     assert np.array_equal(model(x), expected)
     whole = model.enable_grad()(x)  # with gradients enabled, one batch
     assert rel_error(model.enable_grad(False)(x), whole) < 1e-5

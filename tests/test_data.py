@@ -5,7 +5,8 @@ import pytest
 
 from helpers import random_dataset, write_idx, write_idx_folder, write_npz
 from nanocnn import UserError
-from nanocnn.data import batches, bundled_path, load_dataset, read_idx
+from nanocnn.data import batches, bundled_path, load_dataset
+from nanocnn.data.datasets import read_idx
 
 
 def test_bundled_mnist_is_there_and_scaled():

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 import nanocnn as nc
-import nanocnn.presets
-from nanocnn.config import Config
-from nanocnn.distributed import RANKS, launcher
+import nanocnn.train.presets
 from nanocnn.parallel import World
+from nanocnn.parallel.mpi import RANKS, launcher
 from nanocnn.train import fit
+from nanocnn.train.config import Config
 
 SMALL = dict(limit_train=640, limit_test=200, epochs=2)  # 10 batches of 64 (2 parts each) per epoch
 LONG = dict(limit_train=1280, limit_test=200, epochs=3)  # long enough to stop a run inside its second epoch
@@ -31,8 +31,8 @@ TIMEOUT = 120
 # from the run's own generator, one whose rank 1 raises in the middle of its second epoch.
 PRESETS_CODE = """
 import nanocnn as nc
-from nanocnn.config import Config
-from nanocnn.presets import PRESETS, Preset
+from nanocnn.train.config import Config
+from nanocnn.train.presets import PRESETS, Preset
 
 
 def build_dropout(input_shape, num_classes, rng):
@@ -118,7 +118,7 @@ def one_process(tmp_path_factory, **settings):
 
 def assert_same_run(folder, reference):
     """The run in ``folder`` ended with the reference's weights, bit for bit, and the same metrics (times aside)."""
-    model, meta, _ = nc.load(folder / "model.npz")
+    model, meta = nc.load(folder / "model.npz")
     state, metrics, _ = reference
     assert state.keys() == model.state_dict().keys()
     assert all(np.array_equal(state[k], model.state_dict()[k]) for k in state)
@@ -173,7 +173,7 @@ def test_plain_training_never_imports_mpi4py(tmp_path):
         str(tmp_path / "run"),
     ]
     code = (
-        "import sys, nanocnn, nanocnn.distributed, nanocnn.train; from nanocnn.cli import main; "
+        "import sys, nanocnn, nanocnn.parallel.mpi, nanocnn.train; from nanocnn.cli import main; "
         f"assert main({argv!r}) == 0; assert 'mpi4py' not in sys.modules, 'mpi4py was imported'"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=TIMEOUT)
@@ -224,7 +224,9 @@ def test_a_short_last_batch_and_batches_of_one_part(mpiexec, tmp_path, tmp_path_
 def test_dropout_draws_the_masks_of_one_process(mpiexec, tmp_path, tmp_path_factory, monkeypatch, n):
     """The model's Dropout draws from the run's one generator (also the batch order's): every rank must draw
     the same numbers, for the parts it computes and for those it does not."""
-    monkeypatch.setattr(nanocnn.presets, "PRESETS", dict(nanocnn.presets.PRESETS))  # the test presets, for now
+    monkeypatch.setattr(
+        nanocnn.train.presets, "PRESETS", dict(nanocnn.train.presets.PRESETS)
+    )  # the test presets, for now
     exec(PRESETS_CODE, {})
     settings = dict(preset="dropout", limit_train=600, limit_test=200)  # batches of 96: 3 parts, then 24 in one
     (tmp_path / "train.py").write_text(SCRIPT)
@@ -416,25 +418,26 @@ def test_distributed_without_a_launcher_trains_in_one_process(mpiexec, tmp_path,
 
 
 def test_messages_between_ranks_are_json_and_npy_never_pickle():
-    """wire.py: what ranks send each other is parsed, never unpickled, and arrives bit-identical."""
+    """parallel/messages.py: what ranks send each other is parsed, never unpickled, and arrives bit-identical."""
     import pickle
 
     import nanocnn as nc
-    from nanocnn import wire
-    from nanocnn.config import Config
+    from nanocnn.parallel import messages
+    from nanocnn.train.config import Config
+    from nanocnn.train.presets import resolve
 
     model = nc.Sequential(nc.Conv2d(1, 2, 3), nc.ReLU(), nc.Flatten(), nc.Linear(2 * 4 * 4, 3))
     logits = np.random.default_rng(0).standard_normal((64, 10)).astype(np.float32)
-    sent = {"results": [(logits, 0.1 + 0.2)], "config": Config(lr=3e-3).resolved(), "model": model}
-    data = wire.dumps(sent)
+    sent = {"results": [(logits, 0.1 + 0.2)], "config": resolve(Config(lr=3e-3)), "model": model}
+    data = messages.dumps(sent)
     assert b"__array__" in data and not data.startswith(b"\x80")  # JSON, not a pickle stream
-    got = wire.loads(data)
+    got = messages.loads(data)
     assert np.array_equal(got["results"][0][0], logits) and got["results"][0][1] == 0.1 + 0.2
     assert got["config"] == sent["config"] and got["model"].spec() == model.spec()
     with pytest.raises(ValueError):
-        wire.loads(pickle.dumps({"a": 1}))  # a pickle from elsewhere is refused, not run
+        messages.loads(pickle.dumps({"a": 1}))  # a pickle from elsewhere is refused, not run
     mpi = pytest.importorskip("mpi4py.MPI")
-    wire.use_with(mpi)
+    messages.use_with(mpi)
     assert bytes(mpi.pickle.dumps({"a": (1, 2)})) == b'{"a": [1, 2]}'  # what the lowercase methods now send
     with pytest.raises(ValueError):
         mpi.pickle.loads(pickle.dumps({"a": 1}))

@@ -19,16 +19,16 @@ from safetensors import safe_open
 
 import nanocnn as nc
 from helpers import train_run
-from nanocnn.export import (
+from nanocnn.io.export import (
     export_model,
     export_onnx,
     load_safetensors,
     pytorch_spec,
     save_safetensors,
 )
-from nanocnn.model import from_spec
-from nanocnn.presets import build_default
-from nanocnn.safetensors_format import encode_safetensors, read_safetensors
+from nanocnn.io.safetensors import encode_safetensors, read_safetensors
+from nanocnn.nn import from_spec
+from nanocnn.train.presets import build_default
 from nanocnn.validation import UserError
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -221,7 +221,9 @@ def test_onnx_leaves_dropout_out_and_exports_float64_as_float32(tmp_path):
 
 def test_onnx_refuses_a_custom_layer_before_writing(tmp_path):
     model = nc.Sequential(nc.Conv2d(1, 2, 3), Scale(), nc.Flatten())
-    user_error(export_onnx, model, tmp_path / "m.onnx", (1, 5, 5), words=("layer 1", "Scale", "no ONNX equivalent"))
+    user_error(
+        export_onnx, model, tmp_path / "m.onnx", (1, 5, 5), words=("layer 1", "Scale", "no ONNX form", "to_onnx")
+    )
     user_error(save_safetensors, model, tmp_path / "m.safetensors", words=("layer 1", "Scale", "torch.nn"))
     assert list(tmp_path.iterdir()) == []
 

@@ -3,8 +3,8 @@
 import pytest
 
 import nanocnn as nc
-from nanocnn.config import Config
 from nanocnn.train import fit
+from nanocnn.train.config import Config
 
 
 @pytest.mark.slow

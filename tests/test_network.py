@@ -64,7 +64,7 @@ def test_backward_without_input_grad_skips_the_first_layer_input_gradient(rng, m
     model = small_net(rng)
     x = rng.standard_normal((2, 2, 6, 7))
     calls = []
-    import nanocnn.layers.conv as conv
+    import nanocnn.nn.conv as conv
 
     real = conv.conv2d_backward
 
@@ -113,8 +113,8 @@ def test_state_dict_round_trip_and_strict_errors(rng, tmp_path):
     assert "missing keys ['3.bias']" in message and "unexpected keys ['9.weight']" in message
     assert "0.weight: expected (3, 2, 3, 3), got (1, 1, 1, 1)" in message
     path = tmp_path / "m.npz"
-    nc.save(path, model, meta={"note": "hi"})
-    loaded, meta, _ = nc.load(path)
+    nc.save(model, path, meta={"note": "hi"})
+    loaded, meta = nc.load(path)
     assert meta == {"note": "hi"} and repr(loaded) == repr(model)
     assert np.array_equal(loaded(x), model(x))
 

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from threadpoolctl import threadpool_info
+from threadpoolctl import threadpool_info, threadpool_limits
 
 import nanocnn as nc
 from helpers import batch, rel_error, small_net
-from nanocnn.config import Config
-from nanocnn.inference import predict_proba
-from nanocnn.parallel import PART, DataParallel, parts, resolve_threads, sync
+from nanocnn.parallel import PART, DataParallel, inference_parts, resolve_threads, sync, training_parts
 from nanocnn.train import fit, train_step
+from nanocnn.train.config import Config
+from nanocnn.train.evaluation import predict_proba
 
 
 def grads(model):
@@ -21,12 +21,20 @@ def grads(model):
 @settings(max_examples=200, deadline=None)
 @given(st.integers(1, 1000))
 def test_parts_cover_the_batch_in_order_with_at_least_PART_images_each(n):
-    pieces = parts(n)
-    assert len(pieces) == max(1, n // PART)
-    assert pieces[0].start == 0 and pieces[-1].stop == n
-    assert all(a.stop == b.start for a, b in zip(pieces, pieces[1:]))
-    sizes = [s.stop - s.start for s in pieces]
+    parts = training_parts(n)
+    assert len(parts) == max(1, n // PART)
+    assert parts[0].start == 0 and parts[-1].stop == n
+    assert all(a.stop == b.start for a, b in zip(parts, parts[1:]))
+    sizes = [s.stop - s.start for s in parts]
     assert max(sizes) - min(sizes) <= 1 and (n < PART or min(sizes) >= PART)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 1000), st.integers(1, 300))
+def test_inference_parts_are_whole_parts_of_their_size_and_one_rest(n, size):
+    parts = inference_parts(n, size)
+    assert parts[0].start == 0 and parts[-1].stop == n and all(a.stop == b.start for a, b in zip(parts, parts[1:]))
+    assert all(s.stop - s.start == size for s in parts[:-1]) and 1 <= parts[-1].stop - parts[-1].start <= size
 
 
 @pytest.mark.parametrize("n", [64, 100, 130])
@@ -38,7 +46,7 @@ def test_parts_give_the_whole_batch_gradient(n, rng):
     model.zero_grad()
     with DataParallel(model, 2) as parallel:
         results = parallel.forward_backward(train_step, x, y)
-    assert len(results) == len(parts(n)) > 1
+    assert len(results) == len(training_parts(n)) > 1
     assert rel_error(np.concatenate([r[0] for r in results]), logits) < 1e-14
     assert sum(r[1] * len(r[0]) for r in results) / n == pytest.approx(loss, rel=1e-12)
     for g, w in zip(grads(model), whole):
@@ -100,12 +108,14 @@ def test_blas_runs_one_thread_inside_and_gets_its_threads_back():
     def blas_threads():
         return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
 
-    before = blas_threads()
-    with DataParallel(nc.Sequential(nc.ReLU()), 2):
-        assert set(blas_threads()) == {1}
-    with DataParallel(nc.Sequential(nc.ReLU()), 1):  # one thread too: threaded BLAS rounds differently
-        assert set(blas_threads()) == {1}
-    assert blas_threads() == before
+    with threadpool_limits(limits=2, user_api="blas"):  # two BLAS threads before, whatever the machine's default
+        before = blas_threads()
+        assert before and set(before) == {2}, before  # else the test below could not fail
+        with DataParallel(nc.Sequential(nc.ReLU()), 2):
+            assert set(blas_threads()) == {1}
+        with DataParallel(nc.Sequential(nc.ReLU()), 1):  # one thread too: threaded BLAS rounds differently
+            assert set(blas_threads()) == {1}
+        assert blas_threads() == before
 
 
 def test_an_error_in_a_worker_thread_reaches_the_caller_and_leaves_nothing_behind(rng):

@@ -1,4 +1,5 @@
-"""The inference plan (plan.py): fused eval-mode steps equal the layers run one by one, to the bit, on any thread."""
+"""The inference plan (backend/plan.py): fused eval-mode steps equal the layers run one by one, to the bit, on
+any thread."""
 
 import threading
 
@@ -6,11 +7,12 @@ import numpy as np
 import pytest
 
 import nanocnn as nc
-from nanocnn.blas import single_thread
-from nanocnn.inference import predict_proba
-from nanocnn.losses import log_softmax
-from nanocnn.plan import Plan
-from nanocnn.presets import PRESETS
+from nanocnn.backend.blas import single_thread
+from nanocnn.backend.inference import part_size, plan_of
+from nanocnn.backend.plan import Plan
+from nanocnn.nn.losses import log_softmax
+from nanocnn.train.evaluation import predict_proba
+from nanocnn.train.presets import PRESETS
 
 
 @nc.register_layer
@@ -75,24 +77,26 @@ def test_plan_equals_the_layers_one_by_one_to_the_bit(seed):
         x = rng.standard_normal((n, 2, 13, 12)).astype(dtype)
         expected = one_by_one(model, x)
         with single_thread():
-            got = model.plan().run(x)
+            got = plan_of(model).run(x)
         assert got.shape == expected.shape and got.dtype == expected.dtype
         assert got.tobytes() == expected.tobytes(), model
-        piece = model.piece_size(x.shape[1:], dtype)  # model(x) gives the numbers of its pieces
-        pieces = np.concatenate([one_by_one(model, x[i : i + piece]) for i in range(0, n, piece)])
-        assert model(x).tobytes() == pieces.tobytes()
+        size = part_size(model, x.shape[1:], dtype)  # model(x) gives the numbers of its parts
+        parts = np.concatenate([one_by_one(model, x[i : i + size]) for i in range(0, n, size)])
+        assert model(x).tobytes() == parts.tobytes()
 
 
 def test_the_default_preset_and_the_article_network_fuse_into_blocks():
     rng = np.random.default_rng(0)
     default = PRESETS["default"].build((1, 28, 28), 10, rng).eval()
-    names = [step.__name__ for step, _ in default.plan().steps]
-    assert names == ["_block", "_block", "_flatten", "_linear"]
-    (_, (_, conv, pool, relu)) = default.plan().steps[0]
-    assert conv is default[0] and pool is default[2] and relu
+    assert plan_of(default).groups == [
+        ((default[0], default[1], default[2]), True),  # conv, ReLU, pool: one fused block
+        ((default[3], default[4], default[5]), True),
+        ((default[6],), False),  # Flatten and Linear run their own forward
+        ((default[7],), False),
+    ]
     x = rng.random((20, 1, 28, 28), dtype=np.float32)
     with single_thread():
-        assert default.plan().run(x).tobytes() == one_by_one(default, x).tobytes()
+        assert plan_of(default).run(x).tobytes() == one_by_one(default, x).tobytes()
 
 
 def test_the_plan_follows_the_layers_modes_and_never_fuses_a_layer_that_keeps_gradients(rng):
@@ -100,14 +104,20 @@ def test_the_plan_follows_the_layers_modes_and_never_fuses_a_layer_that_keeps_gr
         nc.Conv2d(1, 3, 3, rng=rng), nc.Dropout(0.5, rng=rng), nc.ReLU(), nc.MaxPool2d(2), nc.Flatten()
     ).eval()
     x = rng.random((6, 1, 9, 9), dtype=np.float32)
-    plan = model.plan()
-    assert len(plan.steps) == 2 and model.plan() is plan  # Dropout (eval) skipped; cached
+    plan = plan_of(model)
+    assert plan.groups == [(tuple(model.layers[:4]), True), ((model[4],), False)]  # Dropout (eval) inside
+    assert plan_of(model) is plan  # cached
     model[1].train()  # a Dropout in training mode under a gradient-free model: it must run, and draw masks
-    assert model.plan() is not plan
-    assert [step.__name__ for step, _ in model.plan().steps] == ["_block", "_layer", "_block", "_flatten"]
+    assert plan_of(model) is not plan
+    assert [(len(layers), fused) for layers, fused in plan_of(model).groups] == [
+        (1, True),
+        (1, False),
+        (2, True),
+        (1, False),
+    ]
     assert not np.array_equal(model(x), model.eval()(x))
     model[2].enable_grad()  # a layer that keeps its cache for backward runs its own forward
-    assert any(args == (model[2],) for _, args in model.plan().steps)
+    assert ((model[2],), False) in plan_of(model).groups
     model[2].enable_grad(False)
     assert np.array_equal(model(x), one_by_one(model, x))
 
@@ -149,13 +159,13 @@ def test_one_plan_on_8_threads_gives_the_serial_outputs():
     assert all(a.tobytes() == b.tobytes() for a, b in zip(results, serial))
 
 
-def test_a_large_batch_through_model_x_equals_predict_proba_and_the_pieces(rng):
+def test_a_large_batch_through_model_x_equals_predict_proba_and_the_parts(rng):
     model = PRESETS["default"].build((1, 28, 28), 10, rng).eval()
     x = rng.random((1001, 1, 28, 28), dtype=np.float32)
     logits = model(x)
-    piece = model.piece_size(x.shape[1:])
-    pieces = np.concatenate([one_by_one(model, x[i : i + piece]) for i in range(0, len(x), piece)])
-    assert logits.tobytes() == pieces.tobytes()
+    size = part_size(model, x.shape[1:])
+    parts = np.concatenate([one_by_one(model, x[i : i + size]) for i in range(0, len(x), size)])
+    assert logits.tobytes() == parts.tobytes()
     probs = predict_proba(model, x, threads=2)
     assert np.array_equal(probs, predict_proba(model, x, threads=1))
     assert np.array_equal(probs, np.exp(log_softmax(logits)))

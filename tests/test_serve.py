@@ -1,4 +1,5 @@
-"""`nanocnn serve`'s JSON API and server, through http.client: answers equal `nanocnn predict`, every refusal."""
+"""`nanocnn serve`'s JSON API and server, through http.client: answers equal `nanocnn predict` and the layers'
+own numbers, every refusal."""
 
 import argparse
 import base64
@@ -24,11 +25,12 @@ from PIL import Image
 
 import nanocnn as nc
 from nanocnn.cli import main
-from nanocnn.data import bundled_path
-from nanocnn.explain import feature_maps, saliency
-from nanocnn.images import load_image
-from nanocnn.inference import predict_proba
-from nanocnn.serve import CSP, Server, exposure_warning
+from nanocnn.data import bundled_path, load_image
+from nanocnn.nn.trace import Trace
+from nanocnn.serve import Server
+from nanocnn.serve.handler import CSP
+from nanocnn.serve.server import exposure_warning
+from nanocnn.train.evaluation import predict_proba
 
 TIMEOUT = 20  # seconds for any one request or wait
 
@@ -134,6 +136,12 @@ def drawing(image):
     return {"width": image.shape[1], "height": image.shape[0], "pixels": image.ravel().tolist()}
 
 
+def decoded(value):
+    """An array as the API sends it ({"shape", "dtype": "float32", "data": base64}) -> the ndarray."""
+    assert value["dtype"] == "float32"
+    return np.frombuffer(base64.b64decode(value["data"]), "<f4").reshape(value["shape"])
+
+
 def without_time(answer):
     value = answer.json()
     if isinstance(value, dict):
@@ -164,7 +172,7 @@ def test_predictions_equal_nanocnn_predict(server, model_dir, digits, tmp_path, 
         Image.fromarray(255 - np.kron(digit, np.ones((3, 3), np.uint8))).save(paths[-1])
     assert main(["predict", str(model_dir), *map(str, paths)]) == 0
     printed = capsys.readouterr().out.strip().splitlines()
-    model, meta, _ = nc.load(model_dir / "model.npz")
+    model, meta = nc.load(model_dir / "model.npz")
     for path, line in zip(paths, printed):
         answer = call(server.port, "POST", "/api/predict", drawing(np.asarray(Image.open(path).convert("L"))))
         assert answer.status == 200 and answer.headers["content-type"] == "application/json"
@@ -179,28 +187,42 @@ def test_predictions_equal_nanocnn_predict(server, model_dir, digits, tmp_path, 
     assert sum(int(line.split(": ")[1][0]) == y for line, y in zip(printed, labels)) >= 5  # the model works
 
 
-def test_the_views_are_explain_s_feature_maps_and_saliency(server, model_dir, digits):
+def test_the_views_are_the_layers_own_numbers_in_every_channel(server, model_dir, digits):
+    """One trace per request: the input, every layer's output and the saliency equal, to the bit, those of
+    nanocnn.nn.trace on the same prepared image (the numbers themselves, not pictures of them)."""
     result = call(server.port, "POST", "/api/predict", drawing(255 - digits[1])).json()
-    model, meta, _ = nc.load(model_dir / "model.npz")
+    model, meta = nc.load(model_dir / "model.npz")
     image = load_image_from_pixels(255 - digits[1], tuple(meta["input_shape"]))
-    np.testing.assert_allclose(result["input"], image[0], atol=5e-5)
+    assert decoded(result["input"]["image"]).tobytes() == image.tobytes()
     assert result["blank"] is False and abs(sum(result["probabilities"]) - 1) < 1e-5
-    maps, proba = feature_maps(model, image)
-    assert [f["name"] for f in result["features"]] == [name for name, _ in maps]
-    for view, (_, m) in zip(result["features"], maps):
-        assert view["shape"] == list(m.shape)
-        data = np.frombuffer(base64.b64decode(view["maps"]), np.uint8).reshape(m.shape)
-        low, high = (np.asarray(view[key])[:, None, None] for key in ("min", "max"))
-        restored = low + data / 255 * (high - low)
-        np.testing.assert_allclose(restored, m, atol=(m.max() - m.min()) / 255 + 1e-6)
-    gradient, _ = saliency(model, image, target=int(proba.argmax()))
-    values = np.asarray(result["saliency"]["values"])
-    assert values.shape == gradient.shape[1:] and np.abs(values).max() == 1
-    np.testing.assert_allclose(values * result["saliency"]["scale"], gradient[0], atol=1e-4 * np.abs(gradient).max())
+    trace = Trace(model, image)
+    assert [layer["kind"] for layer in result["layers"]] == [type(layer).__name__ for layer in model.layers]
+    for view, layer, out in zip(result["layers"], model.layers, trace.outputs):
+        assert view["description"] == repr(layer) and view["shape"] == list(out.shape)
+        assert decoded(view["output"]).tobytes() == out.tobytes()  # all channels, real values
+    assert result["saliency"]["class"] == result["prediction"] == trace.prediction
+    gradient = trace.backward(trace.onehot(trace.prediction))
+    assert decoded(result["saliency"]["gradient"]).tobytes() == gradient.tobytes()
+    assert result["saliency"]["scale"] == float(np.abs(gradient).max()) > 0
+    np.testing.assert_allclose(result["probabilities"], trace.probabilities, rtol=1e-6)
+
+
+def test_a_request_gets_only_the_views_it_names(server, digits):
+    """The page asks for what it shows; every answer carries the prediction, whatever the views."""
+    full = call(server.port, "POST", "/api/predict", drawing(digits[3])).json()
+    assert {"input", "saliency", "layers"} <= set(full)
+    for views in ([], ["input"], ["layers", "saliency"]):
+        answer = call(server.port, "POST", "/api/predict", {**drawing(digits[3]), "views": views}).json()
+        assert set(answer) == {"prediction", "probabilities", "top", "blank", "ms", *views}
+        assert answer["prediction"] == full["prediction"]
+        for name in views:
+            assert answer[name] == full[name]
+    sample = call(server.port, "GET", "/api/sample?kind=test&index=5&views=input").json()
+    assert "input" in sample and "layers" not in sample and sample["index"] == 5
 
 
 def load_image_from_pixels(pixels, shape):
-    from nanocnn.images import prepare
+    from nanocnn.data import prepare_image as prepare
 
     return prepare(np.asarray(pixels, dtype=np.float32) / 255, shape)
 
@@ -210,7 +232,7 @@ def test_either_polarity_and_any_size_give_the_same_answer(server, digits):
     for image in (digits[2], 255 - digits[2], np.kron(255 - digits[2], np.ones((5, 4), np.uint8))):
         answers.append(call(server.port, "POST", "/api/predict", drawing(image)).json())
     assert answers[0]["prediction"] == answers[1]["prediction"] == answers[2]["prediction"] is not None
-    np.testing.assert_allclose(answers[0]["input"], answers[1]["input"], atol=1e-3)
+    np.testing.assert_allclose(decoded(answers[0]["input"]["image"]), decoded(answers[1]["input"]["image"]), atol=1e-3)
     floats = drawing(digits[2] * 0.99 + 0.25)  # floats are numbers too
     assert call(server.port, "POST", "/api/predict", floats).json()["prediction"] == answers[0]["prediction"]
 
@@ -219,18 +241,26 @@ def test_either_polarity_and_any_size_give_the_same_answer(server, digits):
 def test_a_blank_drawing_gets_no_prediction(server, fill):
     result = call(server.port, "POST", "/api/predict", {"width": 30, "height": 20, "pixels": [fill] * 600}).json()
     assert result["prediction"] is None and result["probabilities"] is None and result["blank"] is True
-    assert result["top"] == [] and result["features"] is None and result["saliency"] is None
-    assert np.asarray(result["input"]).shape == (28, 28) and not np.any(result["input"])
+    assert result["top"] == [] and result["layers"] is None and result["saliency"] is None
+    image = decoded(result["input"]["image"])
+    assert image.shape == (1, 28, 28) and not image.any()
+
+
+PAGE_FILES = ["/", "/style.css", "/js/main.js", "/js/api.js", "/js/pad.js", "/js/paint.js"] + [
+    f"/js/views/{name}.js" for name in ("prediction", "input", "saliency", "layers")
+]
 
 
 def test_pages_info_and_samples(server):
-    for path, kind in (("/", "text/html"), ("/app.js", "text/javascript"), ("/style.css", "text/css")):
+    for path in PAGE_FILES:
+        kind = "text/html" if path == "/" else "text/css" if path.endswith(".css") else "text/javascript"
         answer = call(server.port, "GET", path)
         assert answer.status == 200 and answer.headers["content-type"].startswith(kind) and answer.body
         assert answer.headers["content-security-policy"] == CSP and answer.headers["cache-control"] == "no-cache"
         assert not any(h.startswith("access-control-") for h in answer.headers)
     page = call(server.port, "GET", "/").body.decode()
     assert '<canvas id="pad"' in page and 'id="clear"' in page and "<script>" not in page and " style=" not in page
+    assert '<script type="module" src="/js/main.js">' in page
     head = call(server.port, "HEAD", "/")
     assert head.status == 200 and head.body == b"" and int(head.headers["content-length"]) == len(page.encode())
     assert call(server.port, "GET", "/favicon.ico").status == 204
@@ -241,7 +271,7 @@ def test_pages_info_and_samples(server):
     labels = np.load(bundled_path())["testlabels"]
     sample = call(server.port, "GET", "/api/sample?kind=test&index=3").json()
     assert sample["index"] == 3 and sample["label"] == labels[3] and sample["kind"] == "test"
-    assert sample["prediction"] is not None and len(sample["features"]) == 2
+    assert sample["prediction"] is not None and len(sample["layers"]) == 8  # the default preset's layers
     random = call(server.port, "GET", "/api/sample?kind=random").json()
     assert 0 <= random["index"] < 2000 and random["label"] == labels[random["index"]]
     first, second = (call(server.port, "GET", f"/api/sample?kind=mistake&rank={r}").json() for r in (0, 1))
@@ -271,7 +301,9 @@ def rejections(port):
         ("encoded traversal", 404, "no such page", call(port, "GET", "/%2e%2e/%2e%2e/etc/passwd")),
         ("a page file's own name", 404, "no such page", call(port, "GET", "/index.html")),
         ("absolute path", 404, "no such page", call(port, "GET", "//etc/passwd")),
-        ("path after a page", 404, "no such page", call(port, "GET", "/app.js/../../../../etc/passwd")),
+        ("path after a page", 404, "no such page", call(port, "GET", "/js/main.js/../../../../etc/passwd")),
+        ("a folder of the page", 404, "no such page", call(port, "GET", "/js/")),
+        ("the old script", 404, "no such page", call(port, "GET", "/app.js")),
         ("GET predict", 405, "takes POST", call(port, "GET", "/api/predict")),
         ("POST page", 405, "takes GET", call(port, "POST", "/", ok)),
         ("PUT info", 405, "takes GET", call(port, "PUT", "/api/info", "x")),
@@ -323,6 +355,10 @@ def rejections(port):
         ("not an object", 400, "JSON object", predict([1, 2])),
         ("unknown field", 400, "unknown field 'label'", predict({**ok, "label": 3})),
         ("missing field", 400, "missing field 'pixels'", predict({"width": 2, "height": 2})),
+        ("unknown view", 400, "unknown view 'features'", predict({**ok, "views": ["features"]})),
+        ("views not a list", 400, "views must be a list", predict({**ok, "views": "input"})),
+        ("a view twice", 400, "names a view twice", predict({**ok, "views": ["input", "input"]})),
+        ("unknown view in a query", 400, "unknown view 'x'", call(port, "GET", "/api/sample?kind=random&views=x")),
     ]
     fields = [
         ("width", 0, "width must be an integer >= 1 and <= 1024, got 0"),
@@ -458,7 +494,7 @@ def test_exposure_warning():
 def test_cli_errors_are_one_line_with_status_2_before_listening(model_dir, tmp_path, capsys):
     (tmp_path / "garbage.npz").write_bytes(b"not a model")
     colour = nc.Sequential(nc.Conv2d(3, 2, 3), nc.Flatten(), nc.Linear(2 * 6 * 6, 4))
-    nc.save(tmp_path / "colour.npz", colour, meta={"input_shape": [3, 8, 8], "num_classes": 4})
+    nc.save(colour, tmp_path / "colour.npz", meta={"input_shape": [3, 8, 8], "num_classes": 4})
     taken = socket.create_server(("127.0.0.1", 0))
     cases = [
         ([str(tmp_path / "missing.npz")], "model file not found"),
@@ -491,7 +527,7 @@ def test_data_option_and_models_of_other_sizes(model_dir, tmp_path, capsys, digi
         testimages=data["testimages"][:50],
         testlabels=data["testlabels"][:50],
     )
-    model, meta, _ = nc.load(model_dir / "model.npz")
+    model, meta = nc.load(model_dir / "model.npz")
     args = argparse.Namespace(data=str(tmp_path / "few.npz"), limit_test=None, threads=1, model=str(model_dir))
     api = make_api(args, model, meta)
     assert api.info()["samples"]["count"] == 50 and api.info()["samples"]["source"] == "few.npz"
@@ -503,7 +539,7 @@ def test_data_option_and_models_of_other_sizes(model_dir, tmp_path, capsys, digi
     api = make_api(args, big, {"input_shape": [1, 32, 32], "num_classes": 10})
     assert api.samples is None and "no test images" in capsys.readouterr().err
     result = api.predict(drawing(255 - digits[0]))
-    assert np.asarray(result["input"]).shape == (32, 32) and result["features"][0]["shape"] == [2, 30, 30]
+    assert decoded(result["input"]["image"]).shape == (1, 32, 32) and result["layers"][0]["shape"] == [2, 30, 30]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -519,13 +555,13 @@ def test_a_signal_stops_the_server_cleanly(model_dir, sig):
 
 def test_a_body_trickled_in_slowly_gets_408_within_the_deadline(monkeypatch):
     """The body's deadline counts the whole body, not each read: a byte now and then cannot hold a thread."""
-    import nanocnn.serve as serve
+    import nanocnn.serve.handler as handler
 
     class Api:
         def predict(self, request):
             return {"prediction": None}
 
-    monkeypatch.setattr(serve, "TIMEOUT", 1)
+    monkeypatch.setattr(handler, "TIMEOUT", 1)
     server = Server("127.0.0.1", 0, Api(), quiet=True)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()

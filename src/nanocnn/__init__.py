@@ -1,13 +1,28 @@
-"""nanocnn: a convolutional neural network library written from scratch in NumPy, every gradient by hand."""
+"""nanocnn: a convolutional neural network library written from scratch in NumPy, every gradient by hand.
 
-from .export import export_onnx, load_safetensors, save_safetensors
-from .layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, Module, Parameter, ReLU, register_layer
-from .losses import softmax, softmax_cross_entropy
-from .model import Sequential, load, save
-from .optim import SGD, Adam
+The teaching core is ``nanocnn.nn``; its fast paths are ``nanocnn.backend``; training, threads and MPI,
+file formats, data and the page are ``train``, ``parallel``, ``io``, ``data`` and ``serve``.
+"""
+
+from .io import export_onnx, load, load_safetensors, save, save_safetensors
+from .nn import (
+    SGD,
+    Adam,
+    Conv2d,
+    Dropout,
+    Flatten,
+    Linear,
+    MaxPool2d,
+    Module,
+    Parameter,
+    ReLU,
+    Sequential,
+    register_layer,
+    softmax,
+    softmax_cross_entropy,
+)
 from .validation import UserError
-
-__version__ = "0.2.0"  # the one place the version is written (pyproject.toml reads it from here)
+from .version import __version__
 
 __all__ = [
     "SGD",
@@ -22,6 +37,7 @@ __all__ = [
     "ReLU",
     "Sequential",
     "UserError",
+    "__version__",
     "export_onnx",
     "load",
     "load_safetensors",

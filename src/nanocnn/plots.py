@@ -11,6 +11,9 @@ import os
 
 import numpy as np
 
+from .nn import Conv2d, ReLU
+from .nn.trace import Trace
+from .train.evaluation import ranked_mistakes
 from .validation import UserError
 
 DPI = 100
@@ -74,8 +77,6 @@ def curves_if_available(run_dir):
 
 
 def conv_layers(model):
-    from .layers import Conv2d
-
     return [(i, layer) for i, layer in enumerate(model.layers) if isinstance(layer, Conv2d)]
 
 
@@ -121,10 +122,22 @@ def plot_filters(model, out):
     return save(fig, out)
 
 
+def feature_maps(model, image):
+    """image : (C, H, W) -> (maps, probabilities): maps is a list of (name, array (F, OH, OW)), one per conv
+    layer (after its ReLU, if one follows), probabilities (K,). The numbers of model(x) in eval mode."""
+    trace = Trace(model, image, gradients=False)
+    layers, maps = trace.model.layers, []
+    for i, layer in enumerate(layers):
+        after = layers[i + 1] if i + 1 < len(layers) else None
+        if isinstance(layer, Conv2d) and not isinstance(after, ReLU):
+            maps.append((f"layer {i}: {layer!r}", trace.outputs[i]))
+        elif isinstance(layer, ReLU) and i > 0 and isinstance(layers[i - 1], Conv2d):
+            maps.append((f"layers {i - 1}-{i}: {layers[i - 1]!r} + ReLU", trace.outputs[i]))
+    return maps, trace.probabilities
+
+
 def plot_features(model, image, title, out):
     """The input image, then every conv layer's output maps, with the predicted class and probability."""
-    from .explain import feature_maps
-
     plt = pyplot()
     maps, proba = feature_maps(model, image)
     if not maps:
@@ -182,7 +195,6 @@ def plot_confusion(matrix, acc, out):
 def plot_mistakes(images, labels, proba, out, count=25):
     """The most confident wrong predictions, each titled with true and predicted labels and probability."""
     plt = pyplot()
-    from .inference import ranked_mistakes
 
     predicted = proba.argmax(axis=1)
     wrong = ranked_mistakes(labels, proba)[:count]

@@ -22,7 +22,7 @@ class UserError(ValueError):
     """Bad input from the user: a value, a setting, a file, data or a request. One line, naming the value."""
 
 
-def shown(value, limit=60):
+def abridged(value, limit=60):
     """A value as it reads in an error message: its repr, long strings and lists abridged (reprlib)."""
     text = reprlib.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
@@ -54,7 +54,7 @@ def check_int(value, name, low=None, high=None, owner=None):
         rule = " and ".join(
             r for r in (f">= {low}" if low is not None else "", f"<= {high}" if high is not None else "") if r
         )
-        raise UserError(f"{_owner(owner)}{name} must be an integer{' ' + rule if rule else ''}, got {shown(value)}")
+        raise UserError(f"{_owner(owner)}{name} must be an integer{' ' + rule if rule else ''}, got {abridged(value)}")
     return int(value)
 
 
@@ -71,7 +71,7 @@ def check_real(value, name, low=None, high=None, low_open=False, high_open=False
             rules.append(f"{'<' if high_open else '<='} {high}")
         rule = " and ".join(rules)
         raise UserError(
-            f"{_owner(owner)}{name} must be a finite number{' ' + rule if rule else ''}, got {shown(value)}"
+            f"{_owner(owner)}{name} must be a finite number{' ' + rule if rule else ''}, got {abridged(value)}"
         )
     return float(value)
 
@@ -87,7 +87,7 @@ def check_pair(value, name, low=1, owner=None):
     """An int or an (h, w) pair of ints >= low -> a tuple of two ints."""
     items = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
     if not (len(items) == 2 and all(is_int(v) and v >= low for v in items)):
-        raise UserError(f"{_owner(owner)}{name} must be an integer >= {low} or a pair of them, got {shown(value)}")
+        raise UserError(f"{_owner(owner)}{name} must be an integer >= {low} or a pair of them, got {abridged(value)}")
     return int(items[0]), int(items[1])
 
 
@@ -118,7 +118,7 @@ def check_array(x, owner, ndim=None, channels=None, dtype=None):
     return x
 
 
-def check_fits(owner, hw, kernel, padding):
+def check_kernel_fits(owner, hw, kernel, padding):
     """The (KH, KW) kernel must fit the (H, W) input once padded."""
     (H, W), (KH, KW), (PH, PW) = hw, kernel, padding
     if H + 2 * PH < KH or W + 2 * PW < KW:

@@ -1,4 +1,5 @@
-"""The `nanocnn` command: one subcommand per module of this package. Bad input: one line, exit status 2.
+"""The `nanocnn` command: its subcommands, grouped in modules by what they work on (train; evaluate, predict
+and summary; plot; export and import; serve). Bad input: one line, exit status 2.
 
 Exactly two kinds of exception are the user's: ``UserError`` (a bad value, file, or data) and
 ``OSError`` (a file that cannot be read or written). Each becomes ``error: <message>`` on stderr and

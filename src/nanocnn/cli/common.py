@@ -13,14 +13,16 @@ class Parser(argparse.ArgumentParser):
         raise UserError(f"{self.prog}: {message}")
 
 
-def integer(text):
+def parse_int(text):
+    """argparse's type for an integer option: a clear error for anything else."""
     try:
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
 
 
-def number(text):
+def parse_float(text):
+    """argparse's type for a number option."""
     try:
         return float(text)
     except ValueError:
@@ -35,25 +37,22 @@ def model_file(path):
 def load_model(path, need_meta=True):
     """(model, meta) from a model.npz, a run folder or a .safetensors file written by `nanocnn export`;
     meta must record the input shape and classes. PyTorch pickles are refused, never read."""
-    from ..model import load
+    from ..io import load, load_safetensors
+    from ..io.safetensors import PICKLE_MESSAGE
 
     if str(path).lower().endswith((".pt", ".pth")):
-        from ..safetensors_format import PICKLE_MESSAGE
-
         raise UserError(f"{path}: {PICKLE_MESSAGE}")
     if str(path).lower().endswith(".safetensors"):
-        from ..export import load_safetensors
-
         model, meta = load_safetensors(path)
     else:
-        model, meta, _ = load(model_file(path))
+        model, meta = load(model_file(path))
     if need_meta and not {"input_shape", "num_classes"} <= set(meta):
         raise UserError(
             f"{path} does not record its input shape and classes: save it with `nanocnn train`, or "
             f"nc.save(path, model, meta={{'input_shape': [C, H, W], 'num_classes': K}})"
         )
     if need_meta:
-        from ..export import check_shapes
+        from ..io.export import check_shapes
 
         shape, _, classes = check_shapes(model, meta["input_shape"], meta["num_classes"], str(path))
         if classes is None:
@@ -62,7 +61,7 @@ def load_model(path, need_meta=True):
     return model, meta
 
 
-def check_fits(model, meta, input_shape):
+def check_takes_input(model, meta, input_shape):
     """Raise UserError when the model was trained on another image shape than the data's."""
     expected = tuple(meta["input_shape"])
     if expected != tuple(input_shape):
@@ -76,7 +75,7 @@ def load_test_split(args, model, meta):
 
     classes = meta["num_classes"]
     data = load_dataset(args.data, limit_test=args.limit_test, num_classes=classes, with_train=False)
-    check_fits(model, meta, data.input_shape)
+    check_takes_input(model, meta, data.input_shape)
     return data, classes
 
 
@@ -86,4 +85,4 @@ def add_data_options(parser):
         metavar="PATH",
         help="an .npz or IDX folder as for train (default: the bundled MNIST); its test split is used",
     )
-    parser.add_argument("--limit-test", type=integer, metavar="N", help="use the first N test images")
+    parser.add_argument("--limit-test", type=parse_int, metavar="N", help="use the first N test images")

@@ -3,14 +3,14 @@
 import numpy as np
 
 from ..validation import UserError
-from .common import add_data_options, integer, load_model, load_test_split, model_file
+from .common import add_data_options, load_model, load_test_split, model_file, parse_int
 
 
 def register(sub):
     e = sub.add_parser("evaluate", help="accuracy, per-class accuracy and confusion matrix of a saved model")
     e.add_argument("model", help="a model.npz, or a run folder holding one")
     add_data_options(e)
-    e.add_argument("--threads", type=integer, metavar="N", help="threads (default: every usable CPU, at most 8)")
+    e.add_argument("--threads", type=parse_int, metavar="N", help="threads (default: every usable CPU, at most 8)")
     e.set_defaults(run=run_evaluate)
 
     p = sub.add_parser("predict", help="classify PNG or JPEG images")
@@ -25,8 +25,8 @@ def register(sub):
 
 
 def run_evaluate(args):
-    from ..inference import confusion_matrix, evaluate
     from ..parallel import resolve_threads
+    from ..train.evaluation import confusion_matrix, evaluate
 
     threads = resolve_threads(args.threads)
     model, meta = load_model(args.model)
@@ -49,20 +49,23 @@ def run_evaluate(args):
 
 
 def run_predict(args):
-    from ..images import load_image
-    from ..inference import predict_proba
+    from ..data import is_blank, load_image
+    from ..train.evaluation import predict_proba
 
     model, meta = load_model(args.model)
     shape = tuple(meta["input_shape"])
     images = np.stack([load_image(path, shape) for path in args.images])  # every file is read before output
     proba = predict_proba(model, images)
-    for path, p in zip(args.images, proba):
+    for path, image, p in zip(args.images, images, proba):
+        if is_blank(image):  # as on the serve page: nothing to classify, no guess
+            print(f"{path}: blank (no ink once prepared): no prediction")
+            continue
         top = np.argsort(-p, kind="stable")[:3]
         print(f"{path}: " + ", ".join(f"{k} ({p[k]:.3f})" for k in top))
 
 
 def run_summary(args):
-    from ..presets import get_preset
+    from ..train.presets import get_preset
 
     if args.model and args.preset:
         raise UserError("summary takes a MODEL or --preset, not both")

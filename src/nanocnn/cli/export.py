@@ -39,7 +39,7 @@ def register(sub):
 
 
 def run_export(args):
-    from ..export import export_model
+    from ..io import export_model
 
     model, meta = load_model(args.model)
     print(export_model(model, args.out, meta["input_shape"], meta["num_classes"], overwrite=args.overwrite))
@@ -50,8 +50,8 @@ def run_import(args):
 
     import numpy as np
 
-    from ..export import check_new, check_shapes, load_safetensors
-    from ..model import save
+    from ..io import load_safetensors, save
+    from ..io.export import check_new, check_shapes
 
     if not args.out.lower().endswith(".npz"):
         raise UserError(f"the model file to write must end in .npz, got {args.out}")
@@ -64,7 +64,7 @@ def run_import(args):
         meta = {"input_shape": meta["input_shape"], "num_classes": meta["num_classes"]}
     elif args.preset:
         from ..data import load_dataset
-        from ..presets import get_preset
+        from ..train.presets import get_preset
 
         preset = get_preset(args.preset)
         data = load_dataset(args.data, limit_test=1, with_train=True, limit_train=None)
@@ -77,5 +77,5 @@ def run_import(args):
         raise UserError(f"{args.weights} does not record its input shape and classes: give --preset or --like")
     shape, _, classes = check_shapes(model, meta["input_shape"], meta["num_classes"], args.weights)
     meta.update(input_shape=list(shape), num_classes=classes)  # the weights' architecture takes that input
-    save(args.out, model, meta={**meta, "imported_from": os.path.abspath(args.weights)})
+    save(model, args.out, meta={**meta, "imported_from": os.path.abspath(args.weights)})
     print(f"saved {model_file(args.out)}")

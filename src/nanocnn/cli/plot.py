@@ -3,7 +3,7 @@
 import os
 
 from ..validation import UserError, check_int
-from .common import add_data_options, integer, load_model, load_test_split, model_file
+from .common import add_data_options, load_model, load_test_split, model_file, parse_int
 
 KINDS = {
     "curves": "train and test loss and accuracy per epoch",
@@ -26,7 +26,7 @@ def register(sub):
             k.add_argument("model", metavar="MODEL", help="a model.npz, or a run folder holding one")
         if kind == "features":
             which = k.add_mutually_exclusive_group(required=True)
-            which.add_argument("--index", type=integer, help="a test image of --data, by index")
+            which.add_argument("--index", type=parse_int, help="a test image of --data, by index")
             which.add_argument("--image", help="a PNG or JPEG file")
         if kind in ("features", "confusion", "mistakes"):
             add_data_options(k)
@@ -35,7 +35,7 @@ def register(sub):
 
 def run(args):
     from .. import plots
-    from ..inference import confusion_matrix, evaluate, predict_proba
+    from ..train.evaluation import confusion_matrix, evaluate, predict_proba
 
     plots.pyplot()  # a missing matplotlib fails first
     if args.kind == "curves":
@@ -47,7 +47,7 @@ def run(args):
         print(plots.plot_filters(model, out))
     elif args.kind == "features":
         if args.image:
-            from ..images import load_image
+            from ..data import load_image
 
             image, title = load_image(args.image, tuple(meta["input_shape"])), args.image
         else:

@@ -4,7 +4,7 @@ import os
 import sys
 
 from ..validation import UserError, check_int
-from .common import add_data_options, integer, load_model, load_test_split, model_file
+from .common import add_data_options, load_model, load_test_split, model_file, parse_int
 
 MNIST_SHAPE = (1, 28, 28)
 
@@ -22,10 +22,13 @@ def register(sub):
         default="127.0.0.1",
         help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0: every network)",
     )
-    s.add_argument("--port", type=integer, default=8000, help="port (default: 8000; 0: any free port)")
+    s.add_argument("--port", type=parse_int, default=8000, help="port (default: 8000; 0: any free port)")
     add_data_options(s)
     s.add_argument(
-        "--threads", type=integer, metavar="N", help="requests computed at once (default: every usable CPU, at most 8)"
+        "--threads",
+        type=parse_int,
+        metavar="N",
+        help="requests computed at once (default: every usable CPU, at most 8)",
     )
     s.add_argument("--quiet", action="store_true", help="log only errors, not every request")
     s.set_defaults(run=run)
@@ -40,6 +43,7 @@ def run(args):
 
 def serve_model(args):
     from ..parallel import resolve_threads
+    from ..serve import serve
 
     check_int(args.port, "--port", 0, 65535)
     resolve_threads(args.threads)  # a bad --threads fails before anything listens
@@ -58,9 +62,9 @@ def serve_model(args):
 
 def make_api(args, model, meta):
     """The API for the model, with the test split of --data (default: the bundled MNIST, when it fits)."""
-    from ..inference import predict_proba
     from ..parallel import resolve_threads
-    from ..serve_api import Api, Samples
+    from ..serve import Api, Samples
+    from ..train.evaluation import predict_proba
 
     threads = resolve_threads(args.threads)
     shape, samples = tuple(meta["input_shape"]), None
@@ -79,41 +83,3 @@ def make_api(args, model, meta):
     folder = os.path.basename(os.path.dirname(os.path.abspath(path)))
     name = f"{folder}/{os.path.basename(path)}" if os.path.isdir(args.model) else os.path.basename(path)
     return Api(model, meta, name, samples, threads)
-
-
-def serve(make_api, host="127.0.0.1", port=8000, quiet=False):
-    """Listen on host:port (0: any free port), make the API (``make_api()``: loading test images takes a few
-    seconds, so a port already taken fails first), print `serving on http://HOST:PORT/`, and answer until
-    Ctrl-C or SIGTERM; then close the socket and return."""
-    import signal
-    import threading
-
-    from ..blas import single_thread
-    from ..serve import Server, bracketed, exposure_warning
-
-    try:
-        server = Server(host, port, quiet=quiet)
-    except OSError as e:
-        raise UserError(f"cannot listen on {bracketed(host)}:{port}: {e.strerror or e}") from None
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
-    previous = signal.signal(signal.SIGTERM, stop) if main else None
-    try:
-        server.api = make_api()
-        warning = exposure_warning(host)
-        if warning:
-            print(warning, file=sys.stderr, flush=True)
-        print(f"serving on {server.url(host)}", flush=True)  # connections made from now on are answered
-        # Requests run on threads of their own, BLAS on one thread each (held here: OpenBLAS takes its
-        # thread count from the main thread only), or its threads would fight them for the cores.
-        with single_thread():
-            server.serve_forever(poll_interval=0.2)
-    except KeyboardInterrupt:
-        print("stopped", file=sys.stderr, flush=True)
-    finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
-        server.server_close()

@@ -3,14 +3,14 @@
 import argparse
 from dataclasses import fields
 
-from ..config import Config, option
-from .common import integer, number
+from ..train.config import Config, option
+from .common import parse_float, parse_int
 
-KINDS = {int: integer, float: number, str: str}
+KINDS = {int: parse_int, float: parse_float, str: str}
 
 
 def register(sub):
-    from ..presets import PRESETS
+    from ..train.presets import PRESETS
 
     t = sub.add_parser(
         "train",
@@ -48,7 +48,7 @@ def register(sub):
 def run(args):
     config = Config(**{f.name: getattr(args, f.name) for f in fields(Config)})
     if args.distributed:  # mpi4py is imported only here
-        from ..distributed import launch
+        from ..parallel.mpi import launch
 
         launch(lambda world: train(config, args, world))
     else:

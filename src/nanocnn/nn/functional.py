@@ -1,0 +1,88 @@
+"""The layers' array functions, function for function beside the loop versions in ``reference.py``.
+
+Dimension symbols used throughout nanocnn:
+    N  batch size            C  channels (F: output channels)    H, W    input height and width
+    KH, KW  kernel size      SH, SW  stride                       PH, PW  padding
+    OH, OW  output size, from the one formula in ``conv_output_size``.
+
+Each function here computes what its namesake in ``reference.py`` computes, on whole batches. Linear,
+ReLU and the loss are a line or two of numpy each; convolution and max-pooling hand over to the backend
+(``nanocnn.backend``), which keeps activations batch-innermost in memory and picks one of four
+convolution strategies by geometry, and returns the same numbers up to float rounding (convolution) or
+exactly (max-pooling). Nothing here checks arguments (the layers do) and nothing keeps state between
+calls, so every function is safe to call from many threads.
+"""
+
+import numpy as np
+
+from ..backend import conv, pool
+from ..backend.layout import zeros_like
+
+
+def conv_output_size(size, kernel, stride, padding):
+    """Output length of a convolution or pooling along one axis: OH = (H + 2*PH - KH) // SH + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def output_hw(hw, kernel, stride, padding):
+    """(OH, OW) for an (H, W) input."""
+    return tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(hw, kernel, stride, padding))
+
+
+def conv2d_forward(x, weight, bias, stride, padding, workspace=None, backward=True):
+    """out[n, f, oh, ow] = bias[f] + sum_{c, kh, kw} weight[f, c, kh, kw] * xpad[n, c, oh*SH + kh, ow*SW + kw].
+
+    x : (N, C, H, W), weight : (F, C, KH, KW), bias : (F,) or None -> (out (N, F, OH, OW), cache), where
+    cache is what ``conv2d_backward`` needs. ``workspace``: a 1-D array the backend may use for its copies
+    of the input (``backend.conv.workspace_size`` elements); backward=False: nothing is kept for backward.
+    """
+    return conv.forward(x, weight, bias, stride, padding, workspace, backward)
+
+
+def conv2d_backward(cache, dout, input_grad=True):
+    """dout : (N, F, OH, OW) -> (dx (N, C, H, W), or None without input_grad; dweight (F, C, KH, KW); dbias (F,)).
+
+    dbias[f] = sum of dout[:, f]; dweight[f, c, kh, kw] = sum of dout[n, f, oh, ow] * xpad[n, c, oh*SH + kh,
+    ow*SW + kw]; dx: every output position hands dout times the kernel back to its window (docs/math.md).
+    The cache is used up: the backend writes the column gradient over its copies of the input.
+    """
+    return cache.backward(dout, input_grad)
+
+
+def maxpool2d_forward(x, kernel, stride, padding):
+    """out[n, c, oh, ow] = max over the window at (oh*SH, ow*SW) of x padded with -inf.
+
+    x : (N, C, H, W) -> (out (N, C, OH, OW), cache), cache being what ``maxpool2d_backward`` needs.
+    """
+    out, xp = pool.maxpool2d_forward(x, kernel, stride, padding)
+    return out, (x.shape, xp, out)
+
+
+def maxpool2d_backward(cache, dout, kernel, stride, padding):
+    """dout : (N, C, OH, OW) -> dx : (N, C, H, W): each window's gradient goes to its first maximum in
+    row-major order (as in PyTorch), so ties never count twice."""
+    x_shape, xp, out = cache
+    return pool.maxpool2d_backward(dout, out, xp, x_shape, kernel, stride, padding)
+
+
+def linear_forward(x, weight, bias):
+    """x : (N, in), weight : (out, in), bias : (out,) or None -> (N, out) = x @ weight.T + bias."""
+    out = x @ weight.T
+    if bias is not None:
+        out += bias
+    return out
+
+
+def linear_backward(x, weight, dout, input_grad=True):
+    """Returns (dx = dout @ weight, dweight = dout.T @ x, dbias = dout summed over N); dx None without input_grad."""
+    return (dout @ weight if input_grad else None), dout.T @ x, dout.sum(axis=0)
+
+
+def relu_forward(x):
+    """max(x, 0) elementwise, any shape (compared against zeros laid out like x: numpy's fastest loop)."""
+    return np.maximum(x, zeros_like(x))
+
+
+def relu_backward(dout, mask):
+    """The gradient passes where the input was positive, mask = x > 0 (0 at x == 0, as in PyTorch)."""
+    return dout * mask  # a multiply by a bool mask is faster than np.where

@@ -1,0 +1,85 @@
+"""What a request to the API may hold, checked strictly: a drawing (POST body) and a sample query (GET).
+
+Every check names the field and the value in a one-line UserError (400); nothing else is accepted.
+"""
+
+import re
+
+import numpy as np
+
+from ..validation import UserError, abridged, check_int
+from .views import VIEWS
+
+MAX_SIDE = 1024  # largest drawing width or height, in pixels
+DRAWING_FIELDS = ("width", "height", "pixels")
+SAMPLE_QUERIES = {"random": (), "mistake": ("rank",), "test": ("index",)}  # kind -> its other parameters
+QUERY = re.compile(r"[a-z]{1,8}=[a-z0-9,]{1,40}(&[a-z]{1,8}=[a-z0-9,]{1,40}){0,3}")
+DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: int() would also take " 7", "+7" and other scripts' digits
+
+
+def parse_views(views, where="views"):
+    """A list of view names (views.VIEWS), each at most once -> a tuple in the order given; None: all views."""
+    if views is None:
+        return tuple(VIEWS)
+    if not isinstance(views, list) or not all(isinstance(v, str) for v in views):
+        raise UserError(f"{where} must be a list of view names ({', '.join(VIEWS)}), got {abridged(views)}")
+    for v in views:
+        if v not in VIEWS:
+            raise UserError(f"unknown view {abridged(v)} in {where}; the views are {', '.join(VIEWS)}")
+    if len(set(views)) != len(views):
+        raise UserError(f"{where} names a view twice: {abridged(views)}")
+    return tuple(views)
+
+
+def parse_drawing(request):
+    """A decoded JSON request {"width": W, "height": H, "pixels": [W*H numbers 0-255, row by row], "views": [...]}
+    -> (float32 (H, W) in [0, 1], view names). "views" is optional (default: every view)."""
+    if not isinstance(request, dict):
+        raise UserError(
+            f"the body must be a JSON object with the fields width, height, pixels, got {abridged(request)}"
+        )
+    unknown = sorted(set(request) - set(DRAWING_FIELDS) - {"views"})
+    if unknown:
+        raise UserError(f"unknown field {abridged(unknown[0])}; the fields are width, height, pixels and views")
+    missing = [name for name in DRAWING_FIELDS if name not in request]
+    if missing:
+        raise UserError(f"missing field {missing[0]!r}; the fields are width, height, pixels and views")
+    W = check_int(request["width"], "width", 1, MAX_SIDE)
+    H = check_int(request["height"], "height", 1, MAX_SIDE)
+    pixels = request["pixels"]
+    if not isinstance(pixels, list) or len(pixels) != W * H:
+        got = f"{len(pixels)} values" if isinstance(pixels, list) else abridged(pixels)
+        raise UserError(f"pixels must be a list of width * height = {W * H} numbers, got {got}")
+    for i, v in enumerate(pixels):  # JSON gives int, float, str, bool, None, list or dict; NaN fails 0 <= v
+        if type(v) not in (int, float) or not 0 <= v <= 255:
+            raise UserError(f"pixels[{i}] must be a finite number >= 0 and <= 255, got {abridged(v)}")
+    views = parse_views(request.get("views"))
+    return np.asarray(pixels, dtype=np.float32).reshape(H, W) / 255, views  # as load_image scales a file's pixels
+
+
+def parse_sample_query(query, count, mistakes):
+    """'kind=random' | 'kind=mistake&rank=N' | 'kind=test&index=N', each optionally with '&views=a,b'
+    -> (kind, N or None, view names). A rank or index past the end is a UserError; no mistakes at all a
+    LookupError (the API answers 404)."""
+    usage = "the query must be kind=random, kind=mistake&rank=N or kind=test&index=N, optionally with &views=a,b"
+    if not QUERY.fullmatch(query):
+        raise UserError(f"{usage}, got {abridged(query)}")
+    pairs = [pair.split("=") for pair in query.split("&")]
+    params = dict(pairs)
+    kind = params.get("kind")
+    if (
+        len(params) != len(pairs)
+        or kind not in SAMPLE_QUERIES
+        or set(params) - {"views"} != {"kind", *SAMPLE_QUERIES[kind]}
+    ):
+        raise UserError(f"{usage}, got {abridged(query)}")
+    views = parse_views(params["views"].split(","), "the query's views") if "views" in params else tuple(VIEWS)
+    if kind == "random":
+        return kind, None, views
+    name = SAMPLE_QUERIES[kind][0]
+    if not DIGITS.fullmatch(params[name]):
+        raise UserError(f"{name} must be an integer >= 0, got {abridged(params[name])}")
+    limit = mistakes if kind == "mistake" else count
+    if limit == 0:
+        raise LookupError("the model makes no mistakes on these test images")
+    return kind, check_int(int(params[name]), name, 0, limit - 1), views
