@@ -28,11 +28,11 @@ import numpy as np
 
 import nanocnn as nc
 from nanocnn.data import batches, load_dataset
-from nanocnn.parallel.mpi import SEGMENT
 from nanocnn.nn import Adam
 from nanocnn.parallel import DataParallel
-from nanocnn.train.presets import build_default
+from nanocnn.parallel.mpi import SEGMENT
 from nanocnn.train import train_step
+from nanocnn.train.presets import build_default
 
 TCP = dict(MPIR_CVAR_NOLOCAL="1", MPIR_CVAR_CH4_NETMOD="ofi", FI_PROVIDER="tcp", FI_TCP_IFACE="lo")
 PART = 32

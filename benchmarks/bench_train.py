@@ -29,12 +29,12 @@ import time
 import numpy as np
 
 import nanocnn as nc
-from nanocnn.nn import reference
 from nanocnn.data import batches, load_dataset
-from nanocnn.train.evaluation import predict_proba
+from nanocnn.nn import reference
 from nanocnn.parallel import DataParallel
-from nanocnn.train.presets import PRESETS, build_seed
 from nanocnn.train import train_step
+from nanocnn.train.evaluation import predict_proba
+from nanocnn.train.presets import PRESETS, build_seed
 
 try:
     import torch

@@ -48,6 +48,7 @@ def test_train_seed_preset_writes_a_run(tmp_path, capsys):
     assert float(lines[-1].split()[-1]) == pytest.approx(meta["metrics"][-1]["test_acc"], abs=5e-5)
 
 
+@pytest.mark.slow
 def test_same_seed_gives_bit_identical_weights(tmp_path, capsys):
     for name in ("a", "b"):
         assert run_cli(capsys, "train", "--epochs", "1", *SMALL, "--out", tmp_path / name)[0] == 0
@@ -69,6 +70,7 @@ def test_an_existing_run_is_never_overwritten_unless_asked(tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["lr"] == 0.001
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_in_the_second_epoch_is_bit_identical_even_on_other_threads(tmp_path):
     args = ["train", "--epochs", "3", "--limit-train", "2000", "--limit-test", "200", "--no-progress"]
     assert cli_process(*args, "--threads", "2", "--out", tmp_path / "full").returncode == 0
@@ -147,6 +149,7 @@ def test_a_pickle_bomb_model_is_refused_without_running(tmp_path, capsys):
     assert status == 2 and not marker.exists()
 
 
+@pytest.mark.slow
 def test_other_image_sizes_and_formats_train_without_code_changes(tmp_path, capsys, rng):
     arrays = random_dataset(rng, n_train=120, n_test=40, shape=(17, 13))
     for data in (write_npz(tmp_path / "d.npz", *arrays), write_idx_folder(tmp_path / "idx", *arrays, gz=True)):

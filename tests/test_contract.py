@@ -1,4 +1,4 @@
-"""The layer contract (layers/module.py): a layer written the documented way works everywhere a built-in one does.
+"""The layer contract (nn/module.py): a layer written the documented way works everywhere a built-in one does.
 
 Scale and NoisyGate below are written only from the README's "Writing your own layer" section.
 """
@@ -39,6 +39,9 @@ class Scale(nc.Module):
 
     def spec(self):
         return {"channels": self.channels, "dtype": self.gain.data.dtype.name}
+
+    def to_onnx(self, graph, x, name):
+        return graph.node("Mul", [x, graph.weight(f"{name}.gain", self.gain.data.reshape(-1, 1, 1))], name)
 
 
 @nc.register_layer
@@ -144,6 +147,58 @@ def test_custom_layers_save_and_load_and_unknown_ones_are_refused(tmp_path, rng)
             nc.load(path)
     finally:
         LAYERS["Scale"] = saved
+
+
+def test_a_custom_layer_exports_to_onnx_from_its_own_method_and_safetensors_says_why_not(tmp_path, rng):
+    """Scale's to_onnx (the README's) gives a graph onnxruntime runs to model(x)'s numbers; without to_torch,
+    safetensors export is one line naming the layer and the method, and writes nothing."""
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    layers = [Scale(1), nc.Conv2d(1, 4, 3, padding=1, rng=rng), Scale(4), nc.ReLU(), nc.MaxPool2d(2), nc.Flatten()]
+    model = nc.Sequential(*layers, nc.Linear(4 * 5 * 5, 3, rng=rng))
+    model[2].gain.data[:] = [1.5, -0.5, 2.0, 0.25]
+    path = nc.export_onnx(model, tmp_path / "scale.onnx", (1, 10, 10))
+    x = data(rng, 7)[0]
+    session = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    (onnx_logits,) = session.run(None, {"input": x})
+    assert rel_error(onnx_logits, model.eval()(x)) < 1e-5
+    with pytest.raises(nc.UserError, match=r"layer 0 \(Scale\) has no torch.nn equivalent: give Scale a to_torch"):
+        nc.save_safetensors(model, tmp_path / "scale.safetensors", (1, 10, 10))
+    assert not (tmp_path / "scale.safetensors").exists()
+
+
+def test_a_subclass_that_changes_forward_never_inherits_export_or_fusion(tmp_path, rng):
+    """A Conv2d whose forward doubles its output is no longer a Conv2d for ONNX, PyTorch or the inference plan."""
+
+    class Doubled(nc.Conv2d):
+        def forward(self, x):
+            return 2 * super().forward(x)
+
+    class Renamed(nc.Conv2d):  # forward unchanged: it is still a convolution
+        pass
+
+    layer = Doubled(1, 2, 3, rng=rng)
+    assert layer.declared("to_onnx") is None and layer.declared("to_torch") is None
+    assert layer.declared("fusion") is None and Renamed(1, 2, 3).declared("fusion") == "conv"
+    model = nc.Sequential(layer, nc.ReLU(), nc.Flatten()).eval()
+    x = data(rng, 3)[0]
+    expected = np.maximum(2 * nc.Conv2d.forward(layer, x), 0).reshape(3, -1)
+    assert np.array_equal(model(x), expected)  # the plan ran Doubled's own forward, not a fused conv
+    with pytest.raises(nc.UserError, match=r"layer 0 \(Doubled\) has no ONNX form"):
+        nc.export_onnx(model, tmp_path / "d.onnx", (1, 10, 10))
+
+
+def test_a_custom_layer_shows_on_the_serve_page(rng):
+    """The page's views are read from the trace, not from the layers' classes: Scale appears with its output."""
+    from nanocnn.serve import Api
+
+    model = custom_net(rng).eval()
+    api = Api(model, {"input_shape": [1, 10, 10], "num_classes": 3}, "custom")
+    answer = api.predict({"width": 10, "height": 10, "pixels": [0] * 40 + [255] * 20 + [0] * 40})
+    layers = answer["layers"]
+    assert [layer["kind"] for layer in layers][:4] == ["Conv2d", "Scale", "ReLU", "NoisyGate"]
+    assert layers[1]["description"] == "Scale(channels=4, dtype='float32')" and layers[1]["shape"] == [4, 10, 10]
+    assert answer["prediction"] in range(3) and answer["saliency"]["scale"] > 0
 
 
 def test_register_layer_refuses_non_layers_and_name_clashes():

@@ -7,7 +7,8 @@ import nanocnn as nc
 from helpers import numerical_grad, rel_error
 
 
-def small_net(rng, dtype=np.float64):
+def two_channel_net(rng, dtype=np.float64):
+    """conv-relu-pool-conv(non-square kernel and stride)-relu-flatten-linear for (N, 2, 6, 7) inputs."""
     return nc.Sequential(
         nc.Conv2d(2, 3, 3, padding=1, dtype=dtype, rng=rng),
         nc.ReLU(),
@@ -21,7 +22,7 @@ def small_net(rng, dtype=np.float64):
 
 def test_whole_network_gradient_check(rng):
     """conv-relu-pool-conv-relu-flatten-linear-loss, every parameter and the input, float64."""
-    model = small_net(rng)
+    model = two_channel_net(rng)
     for p in model.parameters():
         p.data[...] = rng.standard_normal(p.data.shape) * 0.5
     x = rng.standard_normal((3, 2, 6, 7))
@@ -61,7 +62,7 @@ def test_float32_stays_float32_through_a_training_step(rng):
 
 
 def test_backward_without_input_grad_skips_the_first_layer_input_gradient(rng, monkeypatch):
-    model = small_net(rng)
+    model = two_channel_net(rng)
     x = rng.standard_normal((2, 2, 6, 7))
     calls = []
     import nanocnn.nn.conv as conv
@@ -86,7 +87,7 @@ def test_backward_without_input_grad_skips_the_first_layer_input_gradient(rng, m
 
 
 def test_gradients_accumulate_until_zero_grad(rng):
-    model = small_net(rng)
+    model = two_channel_net(rng)
     x, y = rng.standard_normal((2, 2, 6, 7)), np.array([1, 3])
     _, d = nc.softmax_cross_entropy(model(x), y)
     model.backward(d)
@@ -99,7 +100,7 @@ def test_gradients_accumulate_until_zero_grad(rng):
 
 
 def test_state_dict_round_trip_and_strict_errors(rng, tmp_path):
-    model, other = small_net(rng), small_net(np.random.default_rng(99))
+    model, other = two_channel_net(rng), two_channel_net(np.random.default_rng(99))
     other.load_state_dict(model.state_dict())
     x = rng.standard_normal((2, 2, 6, 7))
     assert np.array_equal(model(x), other(x))

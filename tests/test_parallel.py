@@ -18,7 +18,7 @@ def grads(model):
     return [p.grad.copy() for p in model.parameters()]
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=3 * settings().max_examples)  # cheap: three times the profile's count
 @given(st.integers(1, 1000))
 def test_parts_cover_the_batch_in_order_with_at_least_PART_images_each(n):
     parts = training_parts(n)
@@ -29,7 +29,7 @@ def test_parts_cover_the_batch_in_order_with_at_least_PART_images_each(n):
     assert max(sizes) - min(sizes) <= 1 and (n < PART or min(sizes) >= PART)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=3 * settings().max_examples)  # cheap: three times the profile's count
 @given(st.integers(1, 1000), st.integers(1, 300))
 def test_inference_parts_are_whole_parts_of_their_size_and_one_rest(n, size):
     parts = inference_parts(n, size)
@@ -91,6 +91,7 @@ def test_a_replica_shares_the_weights_but_not_the_gradients(rng):
     assert np.array_equal(copy[0].weight.data, model[0].weight.data)
 
 
+@pytest.mark.slow
 def test_training_and_prediction_give_the_same_numbers_on_one_or_two_threads(tmp_path):
     results = []
     for threads in (1, 2):

@@ -4,13 +4,15 @@ any thread."""
 import threading
 
 import numpy as np
-import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import nanocnn as nc
 from nanocnn.backend.blas import single_thread
 from nanocnn.backend.inference import part_size, plan_of
 from nanocnn.backend.plan import Plan
 from nanocnn.nn.losses import log_softmax
+from nanocnn.parallel import MAX_THREADS, run_on_threads
 from nanocnn.train.evaluation import predict_proba
 from nanocnn.train.presets import PRESETS
 
@@ -68,7 +70,7 @@ def one_by_one(model, x):
     return x
 
 
-@pytest.mark.parametrize("seed", range(60))
+@given(seed=st.integers(0, 2**32 - 1))
 def test_plan_equals_the_layers_one_by_one_to_the_bit(seed):
     rng = np.random.default_rng(seed)
     dtype = np.float32 if seed % 2 else np.float64
@@ -169,3 +171,18 @@ def test_a_large_batch_through_model_x_equals_predict_proba_and_the_parts(rng):
     probs = predict_proba(model, x, threads=2)
     assert np.array_equal(probs, predict_proba(model, x, threads=1))
     assert np.array_equal(probs, np.exp(log_softmax(logits)))
+
+
+def test_large_batches_share_one_pool_of_threads_and_a_job_that_asks_for_threads_runs_in_its_own(rng):
+    """model(x) on batches of many parts uses the process's one pool: the same threads, kept alive, call after
+    call (a pool per call would leave a trail of finished threads). A job already on a pool thread that asks
+    for threads runs its jobs itself, so no pool thread ever waits for another."""
+    model = PRESETS["default"].build((1, 28, 28), 10, rng).eval()
+    x = rng.random((600, 1, 28, 28), dtype=np.float32)
+    first, seen = model(x), set()
+    inner = lambda i: run_on_threads(lambda j: (i, j), [(0,), (1,), (2,)], 3)  # noqa: E731
+    for _ in range(6):
+        assert model(x).tobytes() == first.tobytes()
+        assert run_on_threads(inner, [(0,), (1,)], 2) == [[(0, 0), (0, 1), (0, 2)], [(1, 0), (1, 1), (1, 2)]]
+        seen |= {t for t in threading.enumerate() if t.name.startswith("nanocnn")}
+    assert seen and len(seen) <= MAX_THREADS - 1 and all(t.is_alive() for t in seen)

@@ -1,5 +1,6 @@
-"""Every plot kind writes a valid PNG of the expected pixel size from a freshly trained tiny model."""
+"""Every plot kind writes a PNG of the expected size that shows something: ink, colours, and what it plots."""
 
+import numpy as np
 import pytest
 
 pytest.importorskip("matplotlib")
@@ -16,14 +17,30 @@ def run_dir(tmp_path_factory):
     return out
 
 
-def png_size(path):
+TRAIN, TEST = (31, 119, 180), (255, 127, 14)  # matplotlib's first two line colours: the train and test curves
+
+
+def pixels(path):
+    """The PNG's pixels (H, W, 3), after checking that it is a PNG with content: a blank figure, or axes with
+    nothing in them, has almost no ink and few colours."""
     with Image.open(path) as im:
         assert im.format == "PNG"
-        return im.size
+        rgb = np.asarray(im.convert("RGB"))
+    ink = (rgb < 235).any(axis=2).mean()  # share of pixels that are not white (or nearly)
+    colours = len(np.unique(rgb.reshape(-1, 3), axis=0))
+    assert ink > 0.03 and colours > 40, (path, ink, colours)
+    return rgb
+
+
+def count(rgb, colour):
+    return int((rgb == colour).all(axis=2).sum())
 
 
 def test_train_writes_learning_curves(run_dir):
-    assert png_size(run_dir / "curves.png") == (1000, 400)
+    rgb = pixels(run_dir / "curves.png")
+    assert rgb.shape == (400, 1000, 3)
+    assert count(rgb, TRAIN) > 100 and count(rgb, TEST) > 100  # both curves drawn, in both panels
+    assert count(rgb[:, :500], TRAIN) > 50 and count(rgb[:, 500:], TEST) > 50
 
 
 @pytest.mark.parametrize(
@@ -41,10 +58,25 @@ def test_each_plot_writes_a_png(run_dir, tmp_path, capsys, argv, name, size):
     argv = [a.format(run=run_dir) for a in argv]
     assert main(["plot", *argv, "-o", str(target)]) == 0
     assert capsys.readouterr().out.strip() == str(target)
-    width, height = png_size(target)
+    height, width, _ = pixels(target).shape
     if size:
         assert (width, height) == size
     assert 400 <= width <= 2000 and 300 <= height <= 2500
+
+
+@pytest.mark.slow
+def test_the_pictures_depend_on_what_they_show(run_dir, tmp_path):
+    """Two test images give two different feature plots; the filters plot holds the first layer's 16 filters,
+    drawn in the diverging colours of their weights (red and blue, not grey)."""
+    for index in (3, 4):
+        out = str(tmp_path / f"{index}.png")
+        assert main(["plot", "features", str(run_dir), "--index", str(index), "-o", out]) == 0
+    assert not np.array_equal(pixels(tmp_path / "3.png"), pixels(tmp_path / "4.png"))
+    assert main(["plot", "filters", str(run_dir), "-o", str(tmp_path / "f.png")]) == 0
+    rgb = pixels(tmp_path / "f.png").astype(int)
+    red = ((rgb[..., 0] - rgb[..., 2]) > 80).sum()
+    blue = ((rgb[..., 2] - rgb[..., 0]) > 80).sum()
+    assert red > 200 and blue > 200, (red, blue)
 
 
 def test_default_output_goes_beside_the_model(run_dir, capsys):

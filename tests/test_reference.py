@@ -7,7 +7,7 @@ reference.py -> functional.py -> the layers, each on the same sweeps of shapes.
 
 import numpy as np
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import nanocnn as nc
@@ -162,7 +162,6 @@ def test_every_conv_strategy_in_float32(case, expect, rng):
         assert a.dtype == np.float32 and rel_error(a, b) < 1e-5
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
 @given(
     N=st.integers(1, 3),
     C=st.integers(1, 3),
@@ -183,7 +182,6 @@ def test_conv2d_equals_its_loop_version_on_generated_shapes(N, C, F, H, W, KH, K
     assert max(rel_error(a, b) for a, b in zip(fast_results, slow_results)) < 1e-12
 
 
-@settings(max_examples=60, deadline=None, derandomize=True)
 @given(
     N=st.integers(1, 3),
     C=st.integers(1, 3),

@@ -6,6 +6,8 @@ everything runs in float64, and forward outputs and all gradients must agree to 
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import nanocnn as nc
 from helpers import CONV_SWEEP, POOL_SWEEP, conv_layer, pool_input, pool_layer, rel_error
@@ -52,7 +54,7 @@ def test_maxpool2d_matches_torch(case, ties, rng):
     assert rel_error(dx, tx.grad.numpy()) < 1e-10
 
 
-@pytest.mark.parametrize("seed", range(50))
+@given(seed=st.integers(0, 2**32 - 1))
 def test_linear_relu_loss_match_torch(seed):
     rng = np.random.default_rng(seed)
     n, fin, fout = (int(v) for v in rng.integers(1, 20, size=3))
