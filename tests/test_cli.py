@@ -125,6 +125,15 @@ def test_evaluate_predict_and_summary(tmp_path, capsys):
     status, text, err = run_cli(capsys, "predict", out, tmp_path / "seven.png")
     assert status == 0, err
     assert text.startswith(f"{tmp_path / 'seven.png'}: ") and text.count("(") == 3
+    for name, shade in (("white", 255), ("black", 0), ("grey", 128)):  # no ink: no guess, as on the page
+        Image.fromarray(np.full((40, 30), shade, np.uint8)).save(tmp_path / f"{name}.png")
+    status, text, err = run_cli(
+        capsys, "predict", out, *(tmp_path / f"{name}.png" for name in ("white", "seven", "black", "grey"))
+    )
+    lines = text.strip().splitlines()
+    assert status == 0 and len(lines) == 4 and lines[1].count("(") == 3, err
+    assert lines[0] == f"{tmp_path / 'white.png'}: blank (no ink once prepared): no prediction"
+    assert all(line.endswith(": blank (no ink once prepared): no prediction") for line in lines[2:])
     status, text, _ = run_cli(capsys, "summary", "--preset", "seed")
     assert status == 0 and "Conv2d(1, 16, kernel_size=8)" in text and "(8, 9, 9)" in text and "total" in text
     status, text, _ = run_cli(capsys, "summary", out)

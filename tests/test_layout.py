@@ -30,8 +30,9 @@ def imports():
                 found |= {a.name for a in node.names if a.name.startswith("nanocnn")}
             elif isinstance(node, ast.ImportFrom):
                 base = node.module or ""
-                if node.level:
-                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                if node.level:  # relative: up level - 1 packages from this one
+                    parts = package.split(".")
+                    base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
                 if not base.startswith("nanocnn"):
                     continue
                 for alias in node.names:
