@@ -140,7 +140,7 @@ class Block:
             out4 = np.empty((F, OH, OW, n), dtype=dtype)
             early = None if pool_layer else bias  # with a pool, the bias comes after it
             workspace = np.empty(size, dtype=dtype)
-            self.conv = conv.prepare(x.shape, conv_layer.weight.data, early, stride, padding, workspace, out4, False)
+            self.conv = conv.make(x.shape, conv_layer.weight.data, early, stride, padding, workspace, out4, False)
             self.late = None if pool_layer is None or bias is None else bias.reshape(-1, 1, 1, 1)
             shape = (F, OH, OW)
         if pool_layer is not None:

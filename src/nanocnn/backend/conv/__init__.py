@@ -64,7 +64,7 @@ def workspace_size(x_shape, weight_shape, stride, padding, backward=True):
     return (C * stride[0] * stride[1] + KH2 * KW2 * F) * Hs * Ws * N
 
 
-def prepare(x_shape, weight, bias, stride, padding, workspace, out4, backward=True):
+def make(x_shape, weight, bias, stride, padding, workspace, out4, backward=True):
     """The strategy object for this geometry, its arrays laid out in ``workspace``, writing into ``out4``."""
     kind = strategy(x_shape[1], weight.shape[2:], stride, backward)
     return STRATEGIES[kind](x_shape, weight, bias, stride, padding, workspace, out4)
@@ -82,6 +82,6 @@ def forward(x, weight, bias, stride, padding, workspace=None, backward=True):
     if workspace is None:
         workspace = scratch(workspace_size(x.shape, weight.shape, stride, padding, backward), x.dtype)
     out4 = np.empty((F, OH, OW, N), dtype=x.dtype)
-    conv = prepare(x.shape, weight, bias, stride, padding, workspace, out4, backward)
+    conv = make(x.shape, weight, bias, stride, padding, workspace, out4, backward)
     conv(x.transpose(1, 2, 3, 0))
     return from_chwn(out4), conv
