@@ -19,3 +19,36 @@ def rng(request):
 settings.register_profile("default", max_examples=60, deadline=None, derandomize=True)
 settings.register_profile("thorough", max_examples=1000, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    """A default model trained once per session by the real CLI (serving.trained_model)."""
+    from serving import trained_model
+
+    return trained_model(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def server(model_dir):
+    """`nanocnn serve` on that model, as a process on a free port of 127.0.0.1, stopped after the module."""
+    from serving import serve_process
+
+    with serve_process(model_dir, "--limit-test", "2000", "--threads", "2") as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """MNIST's first 8 test digits, (8, 28, 28) uint8, white on black."""
+    from nanocnn.data import bundled_path
+
+    return np.load(bundled_path())["testimages"][:8]
+
+
+@pytest.fixture(scope="module")
+def mpiexec():
+    """The mpiexec of mpi4py's MPI, for the distributed tests (mpi_jobs.py)."""
+    from mpi_jobs import mpiexec_or_skip
+
+    return mpiexec_or_skip()

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from nanocnn.data import bundled_path
-from test_serve import call, serve_process, trained_model
+from serving import call, serve_process, trained_model
 
 CHROMIUM = os.environ.get("NANOCNN_CHROMIUM", "/usr/bin/chromium")
 ARGS = ["--disable-background-networking", "--disable-component-update", "--no-first-run", "--disable-sync"]
