@@ -52,3 +52,21 @@ def mpiexec():
     from mpi_jobs import mpiexec_or_skip
 
     return mpiexec_or_skip()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium through Playwright (browsing.py), or a skip (a failure under NANOCNN_REQUIRE_BROWSER=1)."""
+    from browsing import ARGS, CHROMIUM, missing
+
+    reason = missing()
+    if reason:
+        if os.environ.get("NANOCNN_REQUIRE_BROWSER") == "1":
+            pytest.fail(f"NANOCNN_REQUIRE_BROWSER=1 but {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield chromium
+        chromium.close()

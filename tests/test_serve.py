@@ -49,7 +49,9 @@ def test_the_views_are_the_layers_own_numbers_in_every_channel(server, model_dir
     assert decoded(result["input"]["image"]).tobytes() == image.tobytes()
     assert result["blank"] is False and abs(sum(result["probabilities"]) - 1) < 1e-5
     trace = Trace(model, image)
-    assert [layer["kind"] for layer in result["layers"]] == [type(layer).__name__ for layer in model.layers]
+    kinds = [type(layer).__name__ for layer in model.layers] + ["Softmax"]
+    assert [layer["kind"] for layer in result["layers"]] == kinds
+    assert decoded(result["layers"][-1]["output"]).tobytes() == trace.probabilities.tobytes()
     for view, layer, out in zip(result["layers"], model.layers, trace.outputs):
         assert view["description"] == repr(layer) and view["shape"] == list(out.shape)
         assert decoded(view["output"]).tobytes() == out.tobytes()  # all channels, real values
@@ -99,9 +101,11 @@ def test_a_blank_drawing_gets_no_prediction(server, fill):
     assert image.shape == (1, 28, 28) and not image.any()
 
 
-PAGE_FILES = ["/", "/style.css", "/js/main.js", "/js/api.js", "/js/pad.js", "/js/paint.js"] + [
-    f"/js/views/{name}.js" for name in ("prediction", "input", "saliency", "layers")
+VIEW_MODULES = ("prediction", "input", "saliency", "layers", "explain", "backward", "teach", "playground")
+PAGE_FILES = ["/", "/style.css", "/views.css"] + [
+    f"/js/{name}.js" for name in ("main", "api", "pad", "paint", "dom", "cells")
 ]
+PAGE_FILES += [f"/js/views/{name}.js" for name in VIEW_MODULES]
 
 
 def test_pages_info_and_samples(server):
@@ -124,7 +128,7 @@ def test_pages_info_and_samples(server):
     labels = np.load(bundled_path())["testlabels"]
     sample = call(server.port, "GET", "/api/sample?kind=test&index=3").json()
     assert sample["index"] == 3 and sample["label"] == labels[3] and sample["kind"] == "test"
-    assert sample["prediction"] is not None and len(sample["layers"]) == 8  # the default preset's layers
+    assert sample["prediction"] is not None and len(sample["layers"]) == 8 + 1  # the default preset's layers, softmax
     random = call(server.port, "GET", "/api/sample?kind=random").json()
     assert 0 <= random["index"] < 2000 and random["label"] == labels[random["index"]]
     first, second = (call(server.port, "GET", f"/api/sample?kind=mistake&rank={r}").json() for r in (0, 1))

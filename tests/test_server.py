@@ -112,7 +112,120 @@ def rejections(port):
     ]
     cases += [(f"{name}={value!r}", 400, text, predict({**ok, name: value})) for name, value, text in fields]
     cases.append(("infinite pixel", 400, "pixels[0]", predict('{"width": 1, "height": 1, "pixels": [1e999]}')))
-    return cases
+    return cases + explanation_rejections(port)
+
+
+def explanation_rejections(port):
+    """The same for the endpoints that explain, backpropagate and teach, and the playground's query."""
+    ink = {"width": 3, "height": 3, "pixels": [0, 255, 0, 0, 255, 0, 0, 255, 0]}
+
+    def post(path, **fields):
+        return call(port, "POST", path, {**ink, **fields})
+
+    explain = "/api/explain"
+    return [
+        ("no layer", 400, "missing field 'layer'", post("/api/explain", position=[0, 0, 0])),
+        (
+            "layer too large",
+            400,
+            "layer must be an integer >= 0 and <= 8, got 10",
+            post("/api/explain", layer=10, position=[0]),
+        ),
+        ("layer a string", 400, "layer must be an integer", post("/api/explain", layer="1", position=[0, 0, 0])),
+        ("layer a bool", 400, "got True", post("/api/explain", layer=True, position=[0, 0, 0])),
+        ("gradient layer too low", 400, ">= -1", post("/api/explain", layer=-2, position=[0], what="gradient")),
+        (
+            "position of another rank",
+            400,
+            "position must be [c, h, w]",
+            post("/api/explain", layer=0, position=[0, 0]),
+        ),
+        (
+            "position past the map",
+            400,
+            "position[1] must be an integer >= 0 and <= 27, got 28",
+            post("/api/explain", layer=0, position=[0, 28, 0]),
+        ),
+        ("negative position", 400, "position[0] must be", post("/api/explain", layer=0, position=[-1, 0, 0])),
+        ("position not a list", 400, "position must be", post("/api/explain", layer=8, position=3)),
+        ("position of floats", 400, "got 1.0", post("/api/explain", layer=8, position=[1.0])),
+        ("unknown what", 400, "unknown what 'why'", post("/api/explain", layer=0, position=[0, 0, 0], what="why")),
+        ("label with a value", 400, "label is for", post("/api/explain", layer=0, position=[0, 0, 0], label=3)),
+        (
+            "label out of range",
+            400,
+            "label must be an integer >= 0 and <= 9, got 10",
+            post("/api/explain", layer=0, position=[0, 0, 0], what="gradient", label=10),
+        ),
+        (
+            "explain field unknown",
+            400,
+            "unknown field 'views'",
+            post("/api/explain", layer=0, position=[0, 0, 0], views=[]),
+        ),
+        (
+            "a blank drawing",
+            400,
+            "the drawing is blank",
+            call(
+                port,
+                "POST",
+                explain,
+                {"width": 2, "height": 2, "pixels": [0] * 4, "layer": 0, "position": [0, 0, 0]},
+            ),
+        ),
+        (
+            "sample past the end",
+            400,
+            "sample must be an integer >= 0 and <= 1999, got 2000",
+            call(port, "POST", explain, {"sample": 2000, "layer": 0, "position": [0, 0, 0]}),
+        ),
+        (
+            "sample and a drawing",
+            400,
+            "unknown field 'height' beside sample",
+            call(port, "POST", explain, {**ink, "sample": 1, "layer": 0, "position": [0, 0, 0]}),
+        ),
+        ("GET explain", 405, "takes POST", call(port, "GET", explain)),
+        ("backward label", 400, "label must be an integer >= 0 and <= 9, got -1", post("/api/backward", label=-1)),
+        ("backward field", 400, "unknown field 'lr'", post("/api/backward", lr=0.1)),
+        ("teach without a label", 400, "missing field 'label'", post("/api/teach", lr=0.1)),
+        ("teach lr zero", 400, "lr must be a finite number > 0 and <= 100", post("/api/teach", label=1, lr=0)),
+        ("teach lr huge", 400, "got 1e+30", post("/api/teach", label=1, lr=1e30)),
+        ("teach lr a string", 400, "got '0.1'", post("/api/teach", label=1, lr="0.1")),
+        ("teach label a float", 400, "got 1.5", post("/api/teach", label=1.5)),
+        ("geometry without a query", 400, "size=H&kernel=K", call(port, "GET", "/api/geometry")),
+        (
+            "geometry missing one",
+            400,
+            "size=H&kernel=K",
+            call(port, "GET", "/api/geometry?size=5&kernel=3&stride=1"),
+        ),
+        (
+            "geometry size 0",
+            400,
+            "size must be an integer >= 1 and <= 256, got 0",
+            call(port, "GET", "/api/geometry?size=0&kernel=3&stride=1&padding=0"),
+        ),
+        (
+            "geometry kernel 65",
+            400,
+            "kernel must be an integer >= 1 and <= 64, got 65",
+            call(port, "GET", "/api/geometry?size=9&kernel=65&stride=1&padding=0"),
+        ),
+        (
+            "geometry negative",
+            400,
+            "size=H&kernel=K",
+            call(port, "GET", "/api/geometry?size=9&kernel=3&stride=1&padding=-1"),
+        ),
+        (
+            "geometry extra",
+            400,
+            "size=H&kernel=K",
+            call(port, "GET", "/api/geometry?size=9&kernel=3&stride=1&padding=0&x=1"),
+        ),
+    ]
 
 
 def test_every_rejection_gets_its_status_and_one_line_of_json(server):
@@ -180,6 +293,11 @@ def test_concurrent_requests_equal_the_serial_answers(server, digits):
         ("POST", "/api/predict", {"width": 1}),
         ("GET", "/nope", None),
         ("POST", "/api/predict", {"width": 2, "height": 1, "pixels": [255, 255]}),
+        ("POST", "/api/explain", {**drawing(digits[1]), "layer": 3, "position": [4, 6, 6]}),
+        ("POST", "/api/explain", {"sample": 9, "layer": -1, "position": [0, 14, 14], "what": "gradient", "label": 2}),
+        ("POST", "/api/backward", {**drawing(digits[2]), "label": 5}),
+        ("POST", "/api/teach", {**drawing(digits[3]), "label": 8, "lr": 0.02}),
+        ("GET", "/api/geometry?size=13&kernel=4&stride=3&padding=1", None),
     ]
     serial = [without_time(call(server.port, *job)) for job in jobs]
 

@@ -29,6 +29,16 @@ class ReLU(Module):
             raise RuntimeError("ReLU: backward needs a forward pass with gradients enabled first")
         return relu_backward(grad_out, self._mask) if input_grad else None
 
+    def explain(self, x, position):
+        """out = max(0, v) for the input v at ``position``."""
+        v = float(x[position])
+        return dict(input=v, total=max(v, 0.0))
+
+    def explain_backward(self, x, grad_out, position):
+        """dx = grad_out where the input was positive, else 0."""
+        v, g = float(x[position]), float(grad_out[position])
+        return dict(input=v, grad=g, total=g if v > 0 else 0.0)
+
     def to_onnx(self, graph, x, name):
         return graph.node("Relu", [x], name)
 

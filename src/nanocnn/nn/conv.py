@@ -4,7 +4,7 @@ import numpy as np
 
 from ..backend.conv import workspace_size
 from ..validation import UserError, check_array, check_float_dtype, check_int, check_kernel_fits, check_pair
-from .functional import conv2d_backward, conv2d_forward, output_hw
+from .functional import conv2d_backward, conv2d_forward, covering, output_hw, window_at
 from .init import he_normal
 from .module import Module, Parameter, short
 from .registry import register_layer
@@ -76,6 +76,31 @@ class Conv2d(Module):
         if self.bias is not None:
             self.bias.grad += db
         return dx
+
+    def explain(self, x, position):
+        """How out[f, oh, ow] comes from one example's input x (C_in, H, W): the window it sees (C_in, KH, KW),
+        zero where it hangs over into the padding, whose first row and column in x are (top, left); the kernel
+        weight[f]; each input channel's sum of weight * input (C_in,); and the bias. Their total is the output."""
+        f, oh, ow = position
+        top, left = oh * self.stride[0] - self.padding[0], ow * self.stride[1] - self.padding[1]
+        window = window_at(x, top, left, self.kernel_size)
+        weight = self.weight.data[f].astype(np.float64)
+        sums = (window * weight).sum(axis=(1, 2))
+        bias = 0.0 if self.bias is None else float(self.bias.data[f])
+        return dict(window=window, weight=weight, sums=sums, bias=bias, top=top, left=left, total=sums.sum() + bias)
+
+    def explain_backward(self, x, grad_out, position):
+        """How dx[c, i, j] comes from grad_out (C_out, OH, OW) of one example: every output (f, oh, ow) whose window
+        covered input pixel (i, j) hands back grad_out[f, oh, ow] times the weight that met it,
+        weight[f, c, i + PH - oh*SH, j + PW - ow*SW] (docs/math.md). Returns the outputs (oh, ow), the weights
+        and the products (C_out, len(oh), len(ow)), and their total."""
+        c, i, j = position
+        oh, kh = covering(i, grad_out.shape[1], self.kernel_size[0], self.stride[0], self.padding[0])
+        ow, kw = covering(j, grad_out.shape[2], self.kernel_size[1], self.stride[1], self.padding[1])
+        grads = grad_out[:, oh][:, :, ow].astype(np.float64)  # (C_out, len(oh), len(ow))
+        weights = self.weight.data[:, c][:, kh][:, :, kw].astype(np.float64)
+        products = grads * weights
+        return dict(rows=oh, cols=ow, grads=grads, weights=weights, products=products, total=products.sum())
 
     def output_shape(self, input_shape):
         C, H, W = input_shape

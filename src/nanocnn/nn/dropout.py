@@ -43,6 +43,14 @@ class Dropout(Module):
     def spec(self):
         return dict(p=self.p)
 
+    def explain(self, x, position):
+        """At inference (the page's mode) Dropout passes its input on unchanged: out = x."""
+        return dict(input=float(x[position]), total=float(x[position]))
+
+    def explain_backward(self, x, grad_out, position):
+        """At inference the gradient passes unchanged too."""
+        return dict(grad=float(grad_out[position]), total=float(grad_out[position]))
+
     def to_onnx(self, graph, x, name):
         return x  # the identity at inference
 

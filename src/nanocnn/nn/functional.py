@@ -29,6 +29,27 @@ def output_hw(hw, kernel, stride, padding):
     return tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(hw, kernel, stride, padding))
 
 
+def window_at(x, top, left, size, fill=0.0):
+    """The (KH, KW) window of one example's x (C, H, W) whose first row and column are (top, left), in float64:
+    (C, KH, KW), ``fill`` where it hangs over the border (the padding). For explaining a single output."""
+    C, H, W = x.shape
+    (KH, KW) = size
+    window = np.full((C, KH, KW), fill, dtype=np.float64)
+    r0, r1, c0, c1 = max(top, 0), min(top + KH, H), max(left, 0), min(left + KW, W)
+    if r0 < r1 and c0 < c1:
+        window[:, r0 - top : r1 - top, c0 - left : c1 - left] = x[:, r0:r1, c0:c1]
+    return window
+
+
+def covering(i, out_size, kernel, stride, padding):
+    """The output indices o whose window (along one axis) covers input index i, and the kernel offset
+    k = i + padding - o*stride at which each sees it: two int arrays, o ascending."""
+    o = np.arange(out_size)
+    k = i + padding - o * stride
+    inside = (k >= 0) & (k < kernel)
+    return o[inside], k[inside]
+
+
 def conv2d_forward(x, weight, bias, stride, padding, workspace=None, backward=True):
     """out[n, f, oh, ow] = bias[f] + sum_{c, kh, kw} weight[f, c, kh, kw] * xpad[n, c, oh*SH + kh, ow*SW + kw].
 

@@ -65,6 +65,27 @@ class Linear(Module):
             dtype=self.weight.data.dtype.name,
         )
 
+    def explain(self, x, position):
+        """How out[k] comes from one example's input x (in_features,): each input times its weight,
+        products = weight[k] * x, summed, plus bias[k]."""
+        (k,) = position
+        products = self.weight.data[k].astype(np.float64) * x
+        bias = 0.0 if self.bias is None else float(self.bias.data[k])
+        return dict(
+            inputs=x.astype(np.float64),
+            weights=self.weight.data[k].astype(np.float64),
+            products=products,
+            bias=bias,
+            total=products.sum() + bias,
+        )
+
+    def explain_backward(self, x, grad_out, position):
+        """How dx[j] comes from grad_out (out_features,): every output k hands back grad_out[k] * weight[k, j]."""
+        (j,) = position
+        weights = self.weight.data[:, j].astype(np.float64)
+        products = grad_out.astype(np.float64) * weights
+        return dict(grads=grad_out.astype(np.float64), weights=weights, products=products, total=products.sum())
+
     def to_onnx(self, graph, x, name):
         inputs = [x, graph.weight(f"{name}.weight", self.weight.data)]  # weight: (out, in), hence transB
         if self.bias is not None:
@@ -103,6 +124,16 @@ class Flatten(Module):
 
     def output_shape(self, input_shape):
         return (math.prod(input_shape),)
+
+    def explain(self, x, position):
+        """out[j] is the input value at the j-th position in (c, h, w) order: source = that position."""
+        source = tuple(int(v) for v in np.unravel_index(position[0], x.shape))
+        return dict(source=source, total=float(x[source]))
+
+    def explain_backward(self, x, grad_out, position):
+        """dx at an input position is grad_out at its place in the flattened order."""
+        index = int(np.ravel_multi_index(position, x.shape))
+        return dict(index=index, total=float(grad_out[index]))
 
     def to_onnx(self, graph, x, name):
         return graph.node("Flatten", [x], name, axis=1)  # (N, C, H, W) -> (N, C*H*W)

@@ -68,6 +68,9 @@ class Module:
       the same ``state_dict`` names, for safetensors export. Without it, export says so.
     - ``fusion``: the name of a pattern the inference plan (``nanocnn.backend.plan``) fuses the layer into
       ("conv", "relu", "max_pool", "dropout"); None (the default) runs the layer's own ``forward``.
+    - ``explain(x, position) -> dict`` and ``explain_backward(x, grad_out, position) -> dict``: for one example
+      (no N axis), the terms that make up out[position] and dx[position], in float64, with their ``total``;
+      the serve page shows them when a learner clicks a number. Without them the page shows the number alone.
     """
 
     training = True

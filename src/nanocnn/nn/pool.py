@@ -1,7 +1,9 @@
 """2-D max pooling: each output is the largest value in its KH x KW window."""
 
+import numpy as np
+
 from ..validation import UserError, check_array, check_kernel_fits, check_pair
-from .functional import maxpool2d_backward, maxpool2d_forward, output_hw
+from .functional import covering, maxpool2d_backward, maxpool2d_forward, output_hw, window_at
 from .module import Module, short
 from .registry import register_layer
 
@@ -45,6 +47,31 @@ class MaxPool2d(Module):
         if not input_grad:
             return None
         return maxpool2d_backward(self._cache, grad_out, self.kernel_size, self.stride, self.padding)
+
+    def explain(self, x, position):
+        """How out[c, oh, ow] comes from one example's input x (C, H, W): the window (KH, KW), -inf in the padding,
+        whose first row and column in x are (top, left), and the first maximum in row-major order, the one the
+        gradient goes to: winner = (row, column) in the window."""
+        c, oh, ow = position
+        top, left = oh * self.stride[0] - self.padding[0], ow * self.stride[1] - self.padding[1]
+        window = window_at(x[c : c + 1], top, left, self.kernel_size, -np.inf)[0]
+        winner = np.unravel_index(int(np.argmax(window)), window.shape)
+        return dict(window=window, top=top, left=left, winner=tuple(int(v) for v in winner), total=window[winner])
+
+    def explain_backward(self, x, grad_out, position):
+        """How dx[c, i, j] comes from grad_out (C, OH, OW): the sum of grad_out over the windows that covered
+        input pixel (i, j) and chose it as their first maximum. Returns every covering window (oh, ow), whether
+        it chose (i, j), its grad_out, and the total."""
+        c, i, j = position
+        oh, _ = covering(i, grad_out.shape[1], self.kernel_size[0], self.stride[0], self.padding[0])
+        ow, _ = covering(j, grad_out.shape[2], self.kernel_size[1], self.stride[1], self.padding[1])
+        windows = [(int(a), int(b)) for a in oh for b in ow]
+        chose = []
+        for a, b in windows:
+            found = self.explain(x, (c, a, b))
+            chose.append((found["top"] + found["winner"][0], found["left"] + found["winner"][1]) == (i, j))
+        grads = np.array([float(grad_out[c, a, b]) for a, b in windows])
+        return dict(windows=windows, chose=chose, grads=grads, total=float(grads[np.array(chose, bool)].sum()))
 
     def output_shape(self, input_shape):
         C, H, W = input_shape

@@ -1,4 +1,5 @@
-"""What a request to the API may hold, checked strictly: a drawing (POST body) and a sample query (GET).
+"""What a request to the API may hold, checked strictly: a drawing and the fields beside it (POST bodies), and
+the sample and geometry queries (GET).
 
 Every check names the field and the value in a one-line UserError (400); nothing else is accepted.
 """
@@ -7,7 +8,7 @@ import re
 
 import numpy as np
 
-from ..validation import UserError, abridged, check_int
+from ..validation import UserError, abridged, check_int, check_real
 from .views import VIEWS
 
 MAX_SIDE = 1024  # largest drawing width or height, in pixels
@@ -15,6 +16,7 @@ DRAWING_FIELDS = ("width", "height", "pixels")
 SAMPLE_QUERIES = {"random": (), "mistake": ("rank",), "test": ("index",)}  # kind -> its other parameters
 QUERY = re.compile(r"[a-z]{1,8}=[a-z0-9,]{1,40}(&[a-z]{1,8}=[a-z0-9,]{1,40}){0,3}")
 DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: int() would also take " 7", "+7" and other scripts' digits
+MAX_LR = 100.0  # a teaching step's learning rate, at most
 
 
 def parse_views(views, where="views"):
@@ -31,19 +33,18 @@ def parse_views(views, where="views"):
     return tuple(views)
 
 
-def parse_drawing(request):
-    """A decoded JSON request {"width": W, "height": H, "pixels": [W*H numbers 0-255, row by row], "views": [...]}
-    -> (float32 (H, W) in [0, 1], view names). "views" is optional (default: every view)."""
+def parse_drawing(request, optional=("views",)):
+    """A decoded JSON request {"width": W, "height": H, "pixels": [W*H numbers 0-255, row by row], ...} whose other
+    fields may only be those in ``optional`` -> float32 (H, W) in [0, 1]. Raises UserError naming field and value."""
+    fields = ", ".join(DRAWING_FIELDS + tuple(optional))
     if not isinstance(request, dict):
-        raise UserError(
-            f"the body must be a JSON object with the fields width, height, pixels, got {abridged(request)}"
-        )
-    unknown = sorted(set(request) - set(DRAWING_FIELDS) - {"views"})
+        raise UserError(f"the body must be a JSON object with the fields {fields}, got {abridged(request)}")
+    unknown = sorted(set(request) - set(DRAWING_FIELDS) - set(optional))
     if unknown:
-        raise UserError(f"unknown field {abridged(unknown[0])}; the fields are width, height, pixels and views")
+        raise UserError(f"unknown field {abridged(unknown[0])}; the fields are {fields}")
     missing = [name for name in DRAWING_FIELDS if name not in request]
     if missing:
-        raise UserError(f"missing field {missing[0]!r}; the fields are width, height, pixels and views")
+        raise UserError(f"missing field {missing[0]!r}; the fields are {fields}")
     W = check_int(request["width"], "width", 1, MAX_SIDE)
     H = check_int(request["height"], "height", 1, MAX_SIDE)
     pixels = request["pixels"]
@@ -53,8 +54,23 @@ def parse_drawing(request):
     for i, v in enumerate(pixels):  # JSON gives int, float, str, bool, None, list or dict; NaN fails 0 <= v
         if type(v) not in (int, float) or not 0 <= v <= 255:
             raise UserError(f"pixels[{i}] must be a finite number >= 0 and <= 255, got {abridged(v)}")
-    views = parse_views(request.get("views"))
-    return np.asarray(pixels, dtype=np.float32).reshape(H, W) / 255, views  # as load_image scales a file's pixels
+    return np.asarray(pixels, dtype=np.float32).reshape(H, W) / 255  # as load_image scales a file's pixels
+
+
+def parse_position(position, shape, name="position"):
+    """A list of len(shape) integers, each within its axis of ``shape`` -> a tuple of ints."""
+    axes = "[c, h, w]" if len(shape) == 3 else "[j]" if len(shape) == 1 else f"{len(shape)} indices"
+    if not isinstance(position, list) or len(position) != len(shape):
+        raise UserError(f"{name} must be {axes} for an output of shape {list(shape)}, got {abridged(position)}")
+    return tuple(check_int(v, f"{name}[{k}]", 0, size - 1) for k, (v, size) in enumerate(zip(position, shape)))
+
+
+def parse_label(value, num_classes, name="label"):
+    return check_int(value, name, 0, num_classes - 1)
+
+
+def parse_lr(value):
+    return check_real(value, "lr", 0, MAX_LR, low_open=True)
 
 
 def parse_sample_query(query, count, mistakes):
@@ -83,3 +99,23 @@ def parse_sample_query(query, count, mistakes):
     if limit == 0:
         raise LookupError("the model makes no mistakes on these test images")
     return kind, check_int(int(params[name]), name, 0, limit - 1), views
+
+
+GEOMETRY = {"size": (1, 256), "kernel": (1, 64), "stride": (1, 64), "padding": (0, 64)}  # name -> (low, high)
+
+
+def parse_geometry_query(query):
+    """'size=H&kernel=K&stride=S&padding=P', all four, any order -> dict of ints within GEOMETRY's bounds."""
+    usage = "the query must be size=H&kernel=K&stride=S&padding=P"
+    if not QUERY.fullmatch(query):
+        raise UserError(f"{usage}, got {abridged(query)}")
+    pairs = [pair.split("=") for pair in query.split("&")]
+    params = dict(pairs)
+    if len(params) != len(pairs) or set(params) != set(GEOMETRY):
+        raise UserError(f"{usage}, got {abridged(query)}")
+    values = {}
+    for name, (low, high) in GEOMETRY.items():
+        if not DIGITS.fullmatch(params[name]):
+            raise UserError(f"{name} must be an integer >= {low} and <= {high}, got {abridged(params[name])}")
+        values[name] = check_int(int(params[name]), name, low, high)
+    return values

@@ -29,6 +29,10 @@ API = {
     "/api/info": Route("GET", "info"),
     "/api/sample": Route("GET", "sample", query=True),
     "/api/predict": Route("POST", "predict"),
+    "/api/explain": Route("POST", "explain"),
+    "/api/backward": Route("POST", "backward"),
+    "/api/teach": Route("POST", "teach"),
+    "/api/geometry": Route("GET", "geometry", query=True),
 }
 EMPTY = {"/favicon.ico"}  # answered 204, no body: browsers ask for it
 

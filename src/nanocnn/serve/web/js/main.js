@@ -3,11 +3,16 @@
 // asks for a test image) and hands every answer to every view. Plain ES2020 modules, no dependencies.
 
 import { api, busy, decode, showStatus } from "./api.js";
+import { el } from "./dom.js";
 import * as pad from "./pad.js";
+import * as backward from "./views/backward.js";
+import { showValue } from "./views/explain.js";
 import * as input from "./views/input.js";
 import * as layers from "./views/layers.js";
+import * as playground from "./views/playground.js";
 import * as prediction from "./views/prediction.js";
 import * as saliency from "./views/saliency.js";
+import * as teach from "./views/teach.js";
 
 const VIEWS = [prediction, input, saliency, layers];
 const WANTED = [...new Set(VIEWS.flatMap((view) => view.views))];   // what to ask the API for
@@ -18,10 +23,39 @@ const state = {
   busy: false,         // a /api/predict request is in flight (one at a time)
   again: false,        // the pad changed meanwhile: send it once the answer is in
   rank: -1,            // the last mistake shown
+  request: null,       // what the views show, as the API takes it: the drawing sent, or {sample: index}
+  result: null,        // the answer they show
 };
 
-function render(result) {
+// Show an answer in every view; when it is the latest (no newer drawing on its way), the backward and teach
+// views follow it with requests of their own.
+function render(result, request) {
+  state.result = result;
+  state.request = result.blank ? null : request;
   for (const view of VIEWS) view.render(result);
+  resetExplanation();
+  if (!state.again) {
+    backward.update(state.request);
+    teach.update(state.request);
+  }
+}
+
+function resetExplanation() {
+  $("explain").replaceChildren(el("h3", {}, "How this number was computed"), el("p", { className: "note" },
+    state.request ? "Pick a number in any layer: its window, weights and sums appear here, with the numbers the layers used." :
+      "Draw a digit (or pick a test image), then pick any number of any layer."));
+}
+
+// A cell picked in the strip: ask the server how it was computed, and show it beside the strip.
+async function explain(layer, position) {
+  if (!state.request) return;
+  const panel = $("explain");
+  try {
+    showValue(panel, await api("/api/explain", { ...state.request, layer, position }), state.result);
+    if (panel.getBoundingClientRect().top > window.innerHeight) panel.scrollIntoView({ block: "nearest" });
+  } catch (error) {
+    panel.replaceChildren(el("p", { className: "status" }, error.message));
+  }
 }
 
 // Send the pad when it changed: at most one request in flight, then the latest drawing.
@@ -35,9 +69,10 @@ function schedule() {
   state.again = false;
   busy(true);
   const generation = state.generation;
-  api("/api/predict", { width: pad.SEND, height: pad.SEND, pixels: pad.pixels(), views: WANTED })
+  const drawing = { width: pad.SEND, height: pad.SEND, pixels: pad.pixels() };
+  api("/api/predict", { ...drawing, views: WANTED })
     .then((result) => {
-      if (generation === state.generation) render(result);
+      if (generation === state.generation) render(result, drawing);
       showStatus("");
     })
     .catch((error) => showStatus(error.message))
@@ -66,7 +101,7 @@ async function loadSample(query, describe) {
     const result = await api(`/api/sample?${query}&views=${WANTED.join(",")}`);
     if (generation !== state.generation) return;
     pad.drawImage(decode(result.input.image));
-    render(result);
+    render(result, { sample: result.index });
     $("sample-info").textContent = describe(result);
     inputNote(true);
     showStatus("");
@@ -93,7 +128,7 @@ function clearViews() {
   const zeros = btoa("\0".repeat(4 * C * H * W));   // base64 of C*H*W float32 zeros
   const image = { shape: [C, H, W], dtype: "float32", data: zeros };
   render({ prediction: null, probabilities: null, top: [], blank: true, ms: 0, input: { image },
-    saliency: null, layers: null });
+    saliency: null, layers: null }, null);
 }
 
 $("clear").addEventListener("click", clearViews);
@@ -107,13 +142,19 @@ $("mistake").addEventListener("click", () => {
     `label ${r.label}, predicted ${r.prediction}`);
 });
 
+$("playground").addEventListener("submit", (event) => event.preventDefault());
+
 async function start() {
   pad.setUp(onStroke);
+  layers.setUp({ onPick: explain });
+  playground.setUp();
   clearViews();
   try {
     const info = await api("/api/info");
     state.info = info;
     prediction.setUp(info);
+    backward.setUp(info);
+    teach.setUp(info);
     clearViews();
     const [C, H, W] = info.input_shape;
     $("model-line").textContent = `Model ${info.model}: ${info.parameters.toLocaleString("en")} parameters, ` +
