@@ -1,4 +1,4 @@
-"""`nanocnn serve`: a web page to draw digits for a saved model, with its prediction, feature maps and saliency."""
+"""`nanocnn serve`: a web page to draw digits for a saved model and see how it computes every number, both ways."""
 
 import os
 import sys
@@ -12,9 +12,10 @@ MNIST_SHAPE = (1, 28, 28)
 def register(sub):
     s = sub.add_parser(
         "serve",
-        help="a local web page: draw a digit, see the prediction, feature maps and saliency",
-        description="Serve a page where you draw a digit and watch the model: its prediction, "
-        "probabilities, input, feature maps and saliency. Ctrl-C stops it.",
+        help="a local web page: draw a digit, see every layer and how each number was computed",
+        description="Serve a page where you draw a digit and watch the model: its prediction, every layer's "
+        "output and how each number was computed, the backward pass, one step of teaching, and the output-size "
+        "formula. Ctrl-C stops it.",
     )
     s.add_argument("model", help="a model.npz, or a run folder holding one (a 1-channel model)")
     s.add_argument(

@@ -38,6 +38,7 @@ class Handler(BaseHTTPRequestHandler):
     """Answers one connection's requests: the fixed routes, JSON errors, the security headers on every answer."""
 
     protocol_version = "HTTP/1.1"  # keep-alive: every answer has a Content-Length; errors close the connection
+    disable_nagle_algorithm = True  # TCP_NODELAY: the body follows the headers at once, not ~40 ms later
     default_request_version = "HTTP/1.0"  # not 0.9: a garbled request line still gets a status line and headers
     timeout = TIMEOUT
 
