@@ -88,3 +88,23 @@ def test_the_readme_map_has_one_line_per_folder():
     for folder in ("nn/", "backend/", "train/", "parallel/", "io/", "data/", "serve/", "cli/"):
         lines = [line for line in block.splitlines() if line.strip().startswith(folder)]
         assert len(lines) == 1, (folder, lines)
+
+
+def test_every_section_of_docs_math_the_page_names_exists():
+    """The page and its explanations name sections of docs/math.md ("docs/math.md: Convolution, Forward"): each
+    name must be a heading there, or the learner looks for a section that is not there."""
+    import re
+
+    headings = {
+        line.lstrip("#").strip()
+        for line in (SRC.parent.parent / "docs" / "math.md").read_text().splitlines()
+        if line.startswith("#")
+    }
+    named = set()
+    for path in (SRC / "serve").rglob("*"):
+        if path.suffix in (".py", ".js", ".html"):
+            named |= set(re.findall(r"docs/math\.md: ([A-Z][^)\"<\n]*?)(?:\)|\"|\.?$)", path.read_text(), re.M))
+    assert len(named) >= 8, named
+    for name in named:
+        for part in re.split(r",\s*", name.strip()):
+            assert part in headings, (name, part)
