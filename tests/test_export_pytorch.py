@@ -95,3 +95,54 @@ def test_torch_save_files_are_refused_by_content(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ bad files
+
+
+def torch_builder(torch):
+    """The README's rebuild of a file's "pytorch" metadata, with its Residual module (torch.nn has none)."""
+
+    class Residual(torch.nn.Module):
+        def __init__(self, block, shortcut=None):
+            super().__init__()
+            self.block, self.shortcut = block, shortcut
+
+        def forward(self, x):
+            return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
+
+    def build(name, kwargs):
+        if name == "Sequential":
+            return torch.nn.Sequential(*(build(*layer) for layer in kwargs))
+        if name == "Residual":
+            return Residual(build(*kwargs["block"]), kwargs["shortcut"] and build(*kwargs["shortcut"]))
+        return getattr(torch.nn, name)(**kwargs)
+
+    return build
+
+
+def test_batch_norm_pooling_and_residual_blocks_round_trip_with_pytorch(tmp_path):
+    """Into PyTorch from the file alone (running statistics included), and PyTorch's trained weights back."""
+    torch = pytest.importorskip("torch")
+    import safetensors.torch
+
+    from test_residual import resnet
+
+    rng = np.random.default_rng(3)
+    model = resnet(rng)
+    x = rng.random((9, 1, 8, 8), dtype=np.float32)
+    from nanocnn.train import train_step
+
+    for _ in range(2):
+        train_step(model, x, rng.integers(0, 5, 9))
+    path = save_safetensors(model.eval(), tmp_path / "m.safetensors", (1, 8, 8))
+    spec = json.loads(safe_open(path, "pt").metadata()["pytorch"])
+    theirs = torch_builder(torch)("Sequential", spec)
+    theirs.load_state_dict(safetensors.torch.load_file(path))  # strict: every name and shape the same
+    theirs.eval()
+    with torch.no_grad():
+        assert close(theirs(torch.from_numpy(x)).numpy(), model(x), 1e-5)
+        theirs.train()(torch.from_numpy(x))  # move PyTorch's own running statistics, then bring them back
+    safetensors.torch.save_file(theirs.eval().state_dict(), tmp_path / "torch.safetensors")
+    fresh = from_spec(json.loads(json.dumps(model.spec())))
+    loaded, _ = load_safetensors(tmp_path / "torch.safetensors", fresh)
+    assert int(loaded.state_dict()["1.num_batches_tracked"]) == 3
+    with torch.no_grad():
+        assert close(loaded.eval()(x), theirs(torch.from_numpy(x)).numpy(), 1e-5)

@@ -93,3 +93,79 @@ def test_optimizers_match_torch(name, kwargs):
         ours.step()
         theirs.step()
     assert rel_error(p.data, tp.detach().numpy()) < 1e-12
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 4, 5), (5, 2, 1, 1), (1, 4, 6, 3), (8, 6, 3, 3)], ids=str)
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_norm_matches_torch_in_training_and_eval_with_its_running_statistics(shape, affine, rng):
+    C = shape[1]
+    ours = nc.BatchNorm2d(C, momentum=0.3, affine=affine, dtype=np.float64)
+    theirs = torch.nn.BatchNorm2d(C, momentum=0.3, affine=affine).double()
+    if affine:
+        ours.weight.data[:] = rng.standard_normal(C)
+        ours.bias.data[:] = rng.standard_normal(C)
+        theirs.load_state_dict({k: torch.tensor(v) for k, v in ours.state_dict().items()})
+    for step in range(4):  # several training steps: forward, backward, the running statistics
+        x = rng.standard_normal(shape) * (step + 1) + step
+        dout = rng.standard_normal(shape)
+        ours.zero_grad()
+        out = ours.train()(x)
+        dx = ours.backward(dout)
+        (tx,), tout = torch_grads(theirs.train(), x)
+        theirs.zero_grad()
+        tout.backward(torch.tensor(dout))
+        assert rel_error(out, tout.detach().numpy()) < 1e-10 and rel_error(dx, tx.grad.numpy()) < 1e-10
+        if affine:
+            assert rel_error(ours.weight.grad, theirs.weight.grad.numpy()) < 1e-10
+            assert rel_error(ours.bias.grad, theirs.bias.grad.numpy()) < 1e-10
+    state = theirs.state_dict()
+    for name, value in ours.state_dict().items():
+        assert rel_error(value, state[name].numpy()) < 1e-10, name
+    x = rng.standard_normal(shape)
+    dout = rng.standard_normal(shape)
+    out = ours.eval().enable_grad()(x)
+    dx = ours.backward(dout)
+    (tx,), tout = torch_grads(theirs.eval(), x)
+    tout.backward(torch.tensor(dout))
+    assert rel_error(out, tout.detach().numpy()) < 1e-10 and rel_error(dx, tx.grad.numpy()) < 1e-10
+
+
+@pytest.mark.parametrize("case", POOL_SWEEP, ids=str)
+def test_average_pooling_matches_torch(case, rng):
+    N, C, H, W, KH, KW, SH, SW, PH, PW = case
+    x = rng.standard_normal((N, C, H, W))
+    layer = nc.AvgPool2d((KH, KW), (SH, SW), (PH, PW))
+    out = layer(x)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    (tx,), tout = torch_grads(lambda a: F.avg_pool2d(a, (KH, KW), (SH, SW), (PH, PW), count_include_pad=True), x)
+    tout.backward(torch.tensor(dout))
+    assert rel_error(out, tout.detach().numpy()) < 1e-12 and rel_error(dx, tx.grad.numpy()) < 1e-10
+
+
+def test_global_average_pooling_and_a_residual_block_match_torch(rng):
+    x = rng.standard_normal((3, 4, 6, 5))
+    gap = nc.AdaptiveAvgPool2d(1)
+    (tx,), tout = torch_grads(lambda a: F.adaptive_avg_pool2d(a, 1), x)
+    dout = rng.standard_normal((3, 4, 1, 1))
+    tout.backward(torch.tensor(dout))
+    assert rel_error(gap(x), tout.detach().numpy()) < 1e-12 and rel_error(gap.backward(dout), tx.grad.numpy()) < 1e-12
+    conv, short = (
+        nc.Conv2d(4, 6, 3, stride=2, padding=1, dtype=np.float64, rng=rng),
+        nc.Conv2d(4, 6, 1, stride=2, dtype=np.float64, rng=rng),
+    )
+    layer = nc.Residual(nc.Sequential(conv, nc.ReLU()), short)
+    out = layer(x)
+    dout = rng.standard_normal(out.shape)
+    dx = layer.backward(dout)
+    tensors = [
+        torch.tensor(a, requires_grad=True)
+        for a in (x, conv.weight.data, conv.bias.data, short.weight.data, short.bias.data)
+    ]
+    tx, w1, b1, w2, b2 = tensors
+    tout = F.relu(F.conv2d(tx, w1, b1, 2, 1)) + F.conv2d(tx, w2, b2, 2)
+    tout.backward(torch.tensor(dout))
+    assert rel_error(out, tout.detach().numpy()) < 1e-12 and rel_error(dx, tx.grad.numpy()) < 1e-10
+    assert (
+        rel_error(conv.weight.grad, w1.grad.numpy()) < 1e-10 and rel_error(short.weight.grad, w2.grad.numpy()) < 1e-10
+    )

@@ -7,7 +7,10 @@ file formats, data and the page are ``train``, ``parallel``, ``io``, ``data`` an
 from .io import export_onnx, load, load_safetensors, save, save_safetensors
 from .nn import (
     SGD,
+    AdaptiveAvgPool2d,
     Adam,
+    AvgPool2d,
+    BatchNorm2d,
     Conv2d,
     Dropout,
     Flatten,
@@ -16,6 +19,7 @@ from .nn import (
     Module,
     Parameter,
     ReLU,
+    Residual,
     Sequential,
     register_layer,
     softmax,
@@ -26,7 +30,10 @@ from .version import __version__
 
 __all__ = [
     "SGD",
+    "AdaptiveAvgPool2d",
     "Adam",
+    "AvgPool2d",
+    "BatchNorm2d",
     "Conv2d",
     "Dropout",
     "Flatten",
@@ -35,6 +42,7 @@ __all__ = [
     "Module",
     "Parameter",
     "ReLU",
+    "Residual",
     "Sequential",
     "UserError",
     "__version__",

@@ -104,3 +104,42 @@ def maxpool2d_backward(dout, out, xp, x_shape, kernel, stride, padding):
         else:  # disjoint windows: plain writes
             np.multiply(grad, hit, out=target)
     return from_chwn(dx[:, PH : PH + H, PW : PW + W, :])
+
+
+def avgpool2d_forward(x, kernel, stride, padding):
+    """x : (N, C, H, W) -> (N, C, OH, OW): the mean of each KH x KW window, zero padding counted in the divisor
+    (PyTorch's count_include_pad=True). Windows that tile the input are axes of a reshaped view."""
+    (KH, KW), OH_OW = kernel, output_hw(x.shape[2:], kernel, stride, padding)
+    if windows_tile(kernel, stride, padding):
+        total = _tiled(to_chwn(x), kernel, *OH_OW).sum(axis=(2, 4))  # (C, OH, OW, N)
+    else:
+        xp = to_chwn(x, padding)  # (C, Hp, Wp, N), zero padded
+        total = window(xp, 0, 0, OH_OW, stride).copy()
+        for k in range(1, KH * KW):
+            total += window(xp, *divmod(k, KW), OH_OW, stride)
+    total /= x.dtype.type(KH * KW)
+    return from_chwn(total)
+
+
+def avgpool2d_backward(dout, x_shape, kernel, stride, padding):
+    """dout : (N, C, OH, OW) -> dx : (N, C, H, W): each window hands dout / (KH*KW) to each of its cells."""
+    N, C, H, W = x_shape
+    (KH, KW), (PH, PW) = kernel, padding
+    share = dout.transpose(1, 2, 3, 0) / dout.dtype.type(KH * KW)  # (C, OH, OW, N)
+    dxp = np.zeros((C, H + 2 * PH, W + 2 * PW, N), dtype=dout.dtype)
+    for k in range(KH * KW):
+        window(dxp, *divmod(k, KW), share.shape[1:3], stride)[...] += share
+    return from_chwn(dxp[:, PH : PH + H, PW : PW + W, :])
+
+
+def global_avgpool_forward(x):
+    """x : (N, C, H, W) -> (N, C, 1, 1): the mean of each whole map."""
+    x4 = to_chwn(x)
+    return from_chwn(x4.mean(axis=(1, 2))[:, None, None, :])
+
+
+def global_avgpool_backward(dout, x_shape):
+    """dout : (N, C, 1, 1) -> dx : (N, C, H, W) = dout / (H*W) at every cell."""
+    N, C, H, W = x_shape
+    share = dout[:, :, 0, 0].T / dout.dtype.type(H * W)  # (C, N)
+    return from_chwn(np.broadcast_to(share[:, None, None, :], (C, H, W, N)).copy())

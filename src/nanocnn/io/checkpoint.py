@@ -73,8 +73,9 @@ def read(path) -> Saved:
     except (KeyError, UserError) as e:
         raise UserError(f"{path}: bad model architecture: {e}") from None
     weights = {k[len("model/") :]: v for k, v in contents.items() if k.startswith("model/")}
-    for k, v in weights.items():
-        if not np.issubdtype(v.dtype, np.floating) or not np.isfinite(v).all():
+    for k, v in weights.items():  # floating weights, and integer counters (BatchNorm's num_batches_tracked)
+        numeric = np.issubdtype(v.dtype, np.floating) or np.issubdtype(v.dtype, np.integer)
+        if not numeric or not np.isfinite(v).all():
             raise UserError(f"{path}: weight {k} is not finite floating point")
     try:
         model.load_state_dict(weights)

@@ -26,7 +26,7 @@ import os
 
 import numpy as np
 
-from ..nn import Sequential
+from ..nn import Module, Sequential
 from ..nn.registry import from_spec
 from ..validation import UserError, is_int
 from ..version import __version__
@@ -110,21 +110,34 @@ def export_onnx(
     return write_new(path, onnx_bytes(model, input_shape, output_shape, props))
 
 
+def torch_spec(layer, name):
+    """[torch.nn class name, kwargs] for ``layer`` (named by its path, e.g. '3' or '1.block.0'), from its
+    ``to_torch``; layers in its kwargs (a Sequential's, a Residual's paths) are described in turn."""
+    to_torch = layer.declared("to_torch")
+    if to_torch is None:
+        kind = type(layer).__name__
+        raise UserError(
+            f"save_safetensors: layer {name} ({kind}) has no torch.nn equivalent: give {kind} a to_torch() "
+            f"method naming the torch.nn class that computes the same (the README's 'Writing your own "
+            f"layer'), or save the model with nanocnn.save"
+        )
+    kind, kwargs = to_torch()
+
+    def plain(value, path):
+        if isinstance(value, Module):
+            return torch_spec(value, path)
+        if isinstance(value, list):
+            return [plain(v, f"{path}.{i}") for i, v in enumerate(value)]
+        if isinstance(value, dict):
+            return {k: plain(v, f"{path}.{k}") for k, v in value.items()}
+        return value
+
+    return [kind, plain(kwargs, name)]
+
+
 def pytorch_spec(model):
     """[[torch.nn class name, kwargs], ...] that rebuilds ``model`` as a torch.nn.Sequential (``Module.to_torch``)."""
-    spec = []
-    for i, layer in enumerate(model.layers):
-        to_torch = layer.declared("to_torch")
-        if to_torch is None:
-            kind = type(layer).__name__
-            raise UserError(
-                f"save_safetensors: layer {i} ({kind}) has no torch.nn equivalent: give {kind} a to_torch() "
-                f"method naming the torch.nn class that computes the same (the README's 'Writing your own "
-                f"layer'), or save the model with nanocnn.save"
-            )
-        name, kwargs = to_torch()
-        spec.append([name, kwargs])
-    return spec
+    return [torch_spec(layer, str(i)) for i, layer in enumerate(model.layers)]
 
 
 def save_safetensors(

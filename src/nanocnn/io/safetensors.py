@@ -18,8 +18,8 @@ import numpy as np
 
 from ..validation import UserError, is_int, reject_constant
 
-WRITE_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64"}
-READ_DTYPES = {"F64": ("<f8", 8), "F32": ("<f4", 4), "F16": ("<f2", 2), "BF16": ("<u2", 2)}  # code: (raw, itemsize)
+WRITE_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.float64): "F64", np.dtype(np.int64): "I64"}
+READ_DTYPES = {"F64": ("<f8", 8), "F32": ("<f4", 4), "F16": ("<f2", 2), "BF16": ("<u2", 2), "I64": ("<i8", 8)}
 MAX_HEADER = 100_000_000  # the safetensors package's own limit
 PICKLE_MESSAGE = (
     "nanocnn does not read PyTorch pickles (.pt/.pth) since loading them can run code; save with "
@@ -41,7 +41,9 @@ def encode_safetensors(tensors, metadata=None):
     for name, array in tensors.items():
         array = np.asarray(array)
         if array.dtype not in WRITE_DTYPES or name == "__metadata__":
-            raise UserError(f"cannot store {name!r} of dtype {array.dtype} in safetensors (float32 or float64 only)")
+            raise UserError(
+                f"cannot store {name!r} of dtype {array.dtype} in safetensors (float32, float64 or int64 only)"
+            )
         data = np.ascontiguousarray(array, dtype=array.dtype.newbyteorder("<")).tobytes()
         header[name] = {
             "dtype": WRITE_DTYPES[array.dtype],
@@ -140,7 +142,7 @@ def parse_header(raw, size):
 
 
 def to_array(data, code, shape, begin, end):
-    """One tensor's bytes -> a native ndarray: float32 (for F32, F16, BF16, converted exactly) or float64."""
+    """One tensor's bytes -> a native ndarray: float32 (for F32, F16, BF16, converted exactly), float64 or int64."""
     raw, itemsize = READ_DTYPES[code]
     flat = (
         np.frombuffer(data, dtype=raw, count=(end - begin) // itemsize, offset=begin)
@@ -149,14 +151,15 @@ def to_array(data, code, shape, begin, end):
     )
     if code == "BF16":  # bfloat16 is the top half of a float32
         return (flat.astype(np.uint32) << 16).view(np.float32).reshape(shape)
-    return flat.astype(np.float64 if code == "F64" else np.float32).reshape(shape)  # a native copy
+    native = {"F64": np.float64, "I64": np.int64}.get(code, np.float32)  # an int64 counter stays one (BatchNorm's)
+    return flat.astype(native).reshape(shape)  # a native copy
 
 
 def read_safetensors(path):
     """Read a safetensors file -> (tensors {name: ndarray}, metadata {str: str}). Never runs code.
 
     Raises UserError, one line naming the file and the problem, for a missing, truncated, foreign or
-    inconsistent file, a PyTorch pickle, or a tensor that is not floating point.
+    inconsistent file, a PyTorch pickle, or a tensor of a dtype nanocnn does not read.
     """
     path = os.fspath(path)
     if os.path.splitext(path)[1].lower() in (".pt", ".pth"):

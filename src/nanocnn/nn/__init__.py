@@ -5,6 +5,8 @@ loop versions that specify them. Read in this order:
     conv.py        Conv2d                  pool.py      MaxPool2d
     activation.py  ReLU                    linear.py    Linear, Flatten
     dropout.py     Dropout                 sequential.py  Sequential
+    batchnorm.py   BatchNorm2d             avgpool.py   AvgPool2d, AdaptiveAvgPool2d
+    residual.py    Residual: block(x) + shortcut(x)
     functional.py  the layers' array functions, beside reference.py, their plain-loop specification
     losses.py      softmax cross-entropy    optim.py     SGD, Adam, learning-rate schedules
     init.py        He initialisation        registry.py  rebuilding a saved architecture by name
@@ -14,14 +16,17 @@ The fast paths these call (``nanocnn.backend``) give the same numbers; the tests
 """
 
 from .activation import ReLU
+from .avgpool import AdaptiveAvgPool2d, AvgPool2d
+from .batchnorm import BatchNorm2d
 from .conv import Conv2d
 from .dropout import Dropout
 from .linear import Flatten, Linear
 from .losses import log_softmax, softmax, softmax_cross_entropy
-from .module import Module, Parameter
+from .module import Buffer, Module, Parameter
 from .optim import OPTIMIZERS, SCHEDULES, SGD, Adam
 from .pool import MaxPool2d
 from .registry import LAYERS, from_spec, register_layer
+from .residual import Residual
 from .sequential import Sequential
 
 __all__ = [
@@ -29,7 +34,11 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "SGD",
+    "AdaptiveAvgPool2d",
     "Adam",
+    "AvgPool2d",
+    "BatchNorm2d",
+    "Buffer",
     "Conv2d",
     "Dropout",
     "Flatten",
@@ -38,6 +47,7 @@ __all__ = [
     "Module",
     "Parameter",
     "ReLU",
+    "Residual",
     "Sequential",
     "from_spec",
     "log_softmax",

@@ -15,7 +15,7 @@ calls, so every function is safe to call from many threads.
 
 import numpy as np
 
-from ..backend import conv, pool
+from ..backend import conv, norm, pool
 from ..backend.layout import zeros_like
 
 
@@ -84,6 +84,49 @@ def maxpool2d_backward(cache, dout, kernel, stride, padding):
     row-major order (as in PyTorch), so ties never count twice."""
     x_shape, xp, out = cache
     return pool.maxpool2d_backward(dout, out, xp, x_shape, kernel, stride, padding)
+
+
+def avgpool2d_forward(x, kernel, stride, padding):
+    """out[n, c, oh, ow] = the mean of the window at (oh*SH, ow*SW) of x padded with zeros, the padding counted:
+    x : (N, C, H, W) -> (N, C, OH, OW)."""
+    return pool.avgpool2d_forward(x, kernel, stride, padding)
+
+
+def avgpool2d_backward(dout, x_shape, kernel, stride, padding):
+    """dout : (N, C, OH, OW) -> dx : (N, C, H, W): every cell of a window gets dout / (KH*KW)."""
+    return pool.avgpool2d_backward(dout, x_shape, kernel, stride, padding)
+
+
+def global_avgpool_forward(x):
+    """x : (N, C, H, W) -> (N, C, 1, 1), each map's mean."""
+    return pool.global_avgpool_forward(x)
+
+
+def global_avgpool_backward(dout, x_shape):
+    """dout : (N, C, 1, 1) -> dx : (N, C, H, W) = dout / (H*W) everywhere."""
+    return pool.global_avgpool_backward(dout, x_shape)
+
+
+def batch_norm_forward(x, gamma, beta, eps, mean=None, var=None):
+    """out[n, c, h, w] = (x[n, c, h, w] - mean[c]) / sqrt(var[c] + eps) * gamma[c] + beta[c].
+
+    x : (N, C, H, W); gamma, beta : (C,) or None (no affine). Without ``mean`` and ``var`` (training) they are
+    the batch's own, over (N, H, W), var biased; given (eval) they are fixed, e.g. the running statistics.
+    Returns (out, mean, var, cache): the statistics used, and what ``batch_norm_backward`` needs.
+    """
+    if mean is None:
+        out, mean, var, cache = norm.train_forward(x, gamma, beta, eps)
+        return out, mean, var, ("batch", cache)
+    out, cache = norm.eval_forward(x, mean, var, gamma, beta, eps)
+    return out, mean, var, ("fixed", cache)
+
+
+def batch_norm_backward(cache, dout, gamma):
+    """dout : (N, C, H, W) -> (dx, dgamma (C,), dbeta (C,)). With the batch's statistics dx also flows through
+    them: dx = gamma / sqrt(var + eps) / M * (M*dout - sum dout - xhat * sum(dout * xhat)), M = N*H*W
+    (docs/math.md: Batch normalisation); with fixed statistics dx = dout * gamma / sqrt(var + eps)."""
+    kind, state = cache
+    return (norm.train_backward if kind == "batch" else norm.eval_backward)(dout, state, gamma)
 
 
 def linear_forward(x, weight, bias):

@@ -31,6 +31,24 @@ class Parameter:
         return f"Parameter(shape={self.data.shape}, dtype={self.data.dtype})"
 
 
+class Buffer:
+    """An array a layer keeps and saves but does not train: BatchNorm2d's running statistics.
+
+    data : ndarray of any shape and dtype. It is in ``state_dict()`` beside the parameters (PyTorch's
+    ``register_buffer``); the optimizer never sees it; a replica gets a copy of its own.
+    """
+
+    def __init__(self, data: np.ndarray):
+        self.data = data
+
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    def __repr__(self):
+        return f"Buffer(shape={self.data.shape}, dtype={self.data.dtype})"
+
+
 class Module:
     """Base class of every layer. The contract, which the built-in layers keep and yours must too:
 
@@ -43,14 +61,16 @@ class Module:
       ``input_grad`` is false (the first layer of a network: nobody needs the gradient of the data).
       It uses what the last forward kept; calling it without one is a RuntimeError.
     - Parameters are the ``Parameter`` attributes, found by ``named_parameters()`` in assignment order;
-      layers inside a layer (its ``Module`` attributes, ``named_children()``) are found the same way, and
-      their parameters are named '<child>.<name>' as in PyTorch.
+      ``Buffer`` attributes (saved, never trained: running statistics) by ``named_buffers()``; layers inside
+      a layer (its ``Module`` attributes, ``named_children()``) are found the same way, and their parameters
+      and buffers are named '<child>.<name>' as in PyTorch.
     - ``training`` switches behaviour that differs in training (Dropout); ``train()`` and ``eval()``
       set it, and ``grad_enabled`` with it, on the layer and every layer inside it. ``enable_grad()``
       turns gradients back on in eval mode, e.g. for the gradient of a prediction with respect to its input.
     - Per-call state lives in ``_*`` attributes only: a ``replicate()`` (a copy for another thread, as
       ``nanocnn.parallel`` makes for each part of a batch) starts with them set to None, shares the
-      parameters' arrays and has gradients of its own. ``clone()`` copies the arrays too: a private model.
+      parameters' arrays, has gradients of its own and copies of the buffers. ``clone()`` copies the
+      parameters' arrays too: a private model.
     - A layer that draws random numbers keeps its ``np.random.Generator`` in ``self.rng``;
       ``replica.reseed(original)`` gives a replica a generator of its own, drawn from the original's.
     - ``spec()`` returns the constructor's keyword arguments as JSON values, so ``nanocnn.save`` can
@@ -103,17 +123,32 @@ class Module:
     def parameters(self) -> list[Parameter]:
         return [p for _, p in self.named_parameters()]
 
+    def named_buffers(self, prefix: str = "") -> list[tuple[str, Buffer]]:
+        own = [(prefix + name, v) for name, v in vars(self).items() if isinstance(v, Buffer)]
+        return own + [b for name, child in self.named_children() for b in child.named_buffers(f"{prefix}{name}.")]
+
+    def buffers(self) -> list[Buffer]:
+        return [b for _, b in self.named_buffers()]
+
+    def named_state(self, prefix: str = "") -> list[tuple[str, Parameter | Buffer]]:
+        """Every parameter and buffer, as PyTorch's state_dict orders them: a layer's own parameters, then its
+        own buffers, then each layer inside it in turn."""
+        own = [(prefix + n, v) for n, v in vars(self).items() if isinstance(v, Parameter)]
+        own += [(prefix + n, v) for n, v in vars(self).items() if isinstance(v, Buffer)]
+        return own + [s for name, child in self.named_children() for s in child.named_state(f"{prefix}{name}.")]
+
     def zero_grad(self) -> None:
         for p in self.parameters():
             p.zero_grad()
 
     def state_dict(self) -> dict[str, np.ndarray]:
-        """name -> a copy of the parameter's array."""
-        return {name: p.data.copy() for name, p in self.named_parameters()}
+        """name -> a copy of the parameter's or buffer's array."""
+        return {name: p.data.copy() for name, p in self.named_state()}
 
     def load_state_dict(self, state: dict, strict: bool = True) -> None:
-        """Copy arrays into the parameters. Missing, unexpected and mis-shaped keys are reported together."""
-        params = dict(self.named_parameters())
+        """Copy arrays into the parameters and buffers. Missing, unexpected and mis-shaped keys are reported
+        together; values are cast to each array's dtype (as PyTorch's load_state_dict does)."""
+        params = dict(self.named_state())
         missing = sorted(set(params) - set(state))
         unexpected = sorted(set(state) - set(params))
         mismatched = [
@@ -158,6 +193,8 @@ class Module:
         for name, value in vars(self).items():
             if isinstance(value, Parameter):
                 setattr(replica, name, Parameter(value.data))
+            elif isinstance(value, Buffer):
+                setattr(replica, name, Buffer(value.data.copy()))
             elif isinstance(value, Module):
                 setattr(replica, name, value.replicate())
             elif name.startswith("_"):
@@ -207,6 +244,14 @@ class Module:
 
     def extra_repr(self) -> str:
         return ", ".join(f"{k}={v!r}" for k, v in self.spec().items())
+
+    def short_repr(self) -> str:
+        """The layer on one line, layers inside it included: Residual(block=Sequential(Conv2d(...), ReLU()))."""
+        children = self.named_children()
+        if not children:
+            return repr(self)
+        inner = ", ".join(c.short_repr() if n.isdigit() else f"{n}={c.short_repr()}" for n, c in children)
+        return f"{type(self).__name__}({inner})"
 
     def declared(self, name: str):
         """``self.<name>`` (to_onnx, to_torch, fusion) if the class that defines it is the one that defines

@@ -99,6 +99,68 @@ def maxpool2d_backward(x, dout, argmax, kernel, stride, padding=(0, 0)):
     return dxp[:, :, PH : PH + H, PW : PW + W]
 
 
+def avgpool2d_forward(x, kernel, stride, padding=(0, 0)):
+    """The mean of each window, the zero padding counted in it (PyTorch's count_include_pad=True)."""
+    (KH, KW), (SH, SW) = kernel, stride
+    OH, OW = _out_size(x.shape, kernel, stride, padding)
+    xp = _padded(x, padding)
+    out = np.zeros(x.shape[:2] + (OH, OW), dtype=x.dtype)
+    for oh in range(OH):
+        for ow in range(OW):
+            out[:, :, oh, ow] = xp[:, :, oh * SH : oh * SH + KH, ow * SW : ow * SW + KW].sum(axis=(2, 3)) / (KH * KW)
+    return out
+
+
+def avgpool2d_backward(x, dout, kernel, stride, padding=(0, 0)):
+    """dx: each window hands an equal share of its gradient, dout / (KH*KW), to every cell of it."""
+    (KH, KW), (SH, SW), (PH, PW) = kernel, stride, padding
+    N, C, H, W = x.shape
+    dxp = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dout.dtype)
+    for oh in range(dout.shape[2]):
+        for ow in range(dout.shape[3]):
+            dxp[:, :, oh * SH : oh * SH + KH, ow * SW : ow * SW + KW] += dout[:, :, oh, ow][:, :, None, None] / (KH * KW)
+    return dxp[:, :, PH : PH + H, PW : PW + W]
+
+
+def batch_norm_forward(x, gamma, beta, eps, mean=None, var=None):
+    """Each channel's values over the whole batch (n, h, w) shifted by their mean and divided by their standard
+    deviation (the batch's own when mean and var are None, biased), then scaled by gamma and shifted by beta."""
+    N, C, H, W = x.shape
+    out = np.zeros_like(x)
+    means, variances = np.zeros(C, dtype=x.dtype), np.zeros(C, dtype=x.dtype)
+    for c in range(C):
+        values = x[:, c]  # (N, H, W): every value of channel c
+        m = values.sum() / values.size if mean is None else mean[c]
+        v = ((values - m) ** 2).sum() / values.size if var is None else var[c]
+        means[c], variances[c] = m, v
+        g, b = (1.0, 0.0) if gamma is None else (gamma[c], beta[c])
+        for n in range(N):
+            out[n, c] = (x[n, c] - m) / np.sqrt(v + eps) * g + b
+    return out, means, variances
+
+
+def batch_norm_backward(x, gamma, dout, eps, mean=None, var=None):
+    """Returns (dx, dgamma, dbeta) for batch_norm_forward; with the batch's statistics the gradient also flows
+    through the mean and the variance, which depend on every value of the channel."""
+    N, C, H, W = x.shape
+    dx, dgamma, dbeta = np.zeros_like(x), np.zeros(C, dtype=x.dtype), np.zeros(C, dtype=x.dtype)
+    for c in range(C):
+        values, d = x[:, c], dout[:, c]
+        M = values.size
+        m = values.sum() / M if mean is None else mean[c]
+        v = ((values - m) ** 2).sum() / M if var is None else var[c]
+        invstd = 1 / np.sqrt(v + eps)
+        xhat = (values - m) * invstd
+        g = 1.0 if gamma is None else gamma[c]
+        dbeta[c], dgamma[c] = d.sum(), (d * xhat).sum()
+        dxhat = d * g
+        if mean is None:  # through xhat's own mean and variance (docs/math.md: Batch normalisation)
+            dx[:, c] = invstd / M * (M * dxhat - dxhat.sum() - xhat * (dxhat * xhat).sum())
+        else:
+            dx[:, c] = dxhat * invstd
+    return dx, dgamma, dbeta
+
+
 def linear_forward(x, weight, bias):
     """out[n, o] = sum_i x[n, i] * weight[o, i] + bias[o], one example at a time."""
     out = np.zeros((x.shape[0], weight.shape[0]), dtype=x.dtype)

@@ -1,8 +1,9 @@
 """The layer classes ``nanocnn.load`` may rebuild, by name, and how a saved architecture becomes layers again.
 
 A saved model records its architecture as JSON, never as code: a list of ``[class name, spec()]``, one per
-layer of the top-level ``Sequential`` (a nested ``Sequential`` as ``["Sequential", [...]]``). Loading calls
-the constructors of registered classes only, so a file can name a layer but never run anything.
+layer of the top-level ``Sequential`` (a nested ``Sequential`` as ``["Sequential", [...]]``; a layer that
+holds layers, a Residual, names the arguments that are layers in ``nested``, each written the same way).
+Loading calls the constructors of registered classes only, so a file can name a layer but never run anything.
 """
 
 from ..validation import UserError
@@ -27,6 +28,14 @@ def register_layer(cls):
     return cls
 
 
+def build(item):
+    """One layer from its [class name, arguments] (a nested layer of a Residual, say); None stays None."""
+    if item is None:
+        return None
+    model = from_spec([item])
+    return model.layers[0]
+
+
 def from_spec(spec) -> Sequential:
     """Rebuild a Sequential from its spec, a list of [layer name, constructor arguments] (see the module)."""
     if not isinstance(spec, list):
@@ -46,8 +55,10 @@ def from_spec(spec) -> Sequential:
             )
         if not isinstance(args, dict):
             raise UserError(f"model spec has malformed arguments for {name}: {str(args)[:80]}")
+        cls = LAYERS[name]
+        args = {k: build(v) if k in getattr(cls, "nested", ()) else v for k, v in args.items()}
         try:
-            layers.append(LAYERS[name](**args))
+            layers.append(cls(**args))
         except TypeError as e:
             raise UserError(f"cannot rebuild layer {name} from {str(args)[:80]}: {e}") from None
         except MemoryError:

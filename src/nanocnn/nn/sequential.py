@@ -94,7 +94,7 @@ class Sequential(Module):
             m = layer.macs(shape)
             shape = layer.output_shape(shape)
             params, macs = params + n, macs + m
-            rows.append((f"{i}: {layer!r}", str(shape), f"{n:,}", f"{m:,}"))
+            rows.append((f"{i}: {layer.short_repr()}", str(shape), f"{n:,}", f"{m:,}"))
         rows.append(("total", "", f"{params:,}", f"{macs:,}"))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d:>{widths[3]}}" for a, b, c, d in rows]
@@ -109,6 +109,10 @@ class Sequential(Module):
         for i, layer in self.named_children():
             x = graph.layer(layer, x, f"{name}.{i}" if name else i)
         return x
+
+    def to_torch(self):
+        """torch.nn.Sequential of the same layers (export describes each in turn)."""
+        return "Sequential", list(self.layers)
 
     def __repr__(self):
         inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))

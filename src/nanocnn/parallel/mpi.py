@@ -130,6 +130,12 @@ class MPIWorld(World):
         self.exchange_seconds += time.perf_counter() - start
         return results
 
+    def first_part_buffers(self, buffers, first):
+        """Rank 0 ran the first part: it sends those buffers to every rank (DDP's broadcast_buffers)."""
+        values = self.comm.bcast([f.data for f in first] if self.is_root else None)
+        for b, v in zip(buffers, values):
+            np.copyto(b.data, v)
+
     def gather(self, chunks):
         return np.concatenate([c for rank in self.comm.allgather(chunks) for c in rank])
 

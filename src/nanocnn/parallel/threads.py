@@ -16,6 +16,8 @@ user of threads in a process shares one pool (``run_on_threads``), started once 
 import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
+import numpy as np
+
 from ..backend.blas import single_thread
 from .cpus import MAX_THREADS, resolve_threads
 from .parts import training_parts
@@ -70,6 +72,8 @@ def sync(replica, model, reseed=False):
     """
     for (_, p), (_, q) in zip(replica.named_parameters(), model.named_parameters()):
         p.data = q.data
+    for (_, b), (_, c) in zip(replica.named_buffers(), model.named_buffers()):
+        np.copyto(b.data, c.data)  # a copy of its own: a training forward updates it (BatchNorm's statistics)
     replica.train(model.training)
     replica.enable_grad(model.grad_enabled)
     if reseed:
@@ -151,6 +155,11 @@ class DataParallel:
         adds all parts' gradients in the same order as one process, whichever process computed them. A
         batch of one part runs on every process, so that a Dropout draws its mask from the model's own
         generator everywhere, and everyone takes rank 0's gradient.
+
+        A layer that normalises with its batch's statistics (BatchNorm2d) normalises each part with that
+        part's own (as PyTorch's DistributedDataParallel does without SyncBatchNorm), and the running
+        statistics the model keeps are the first part's, on every process (as DDP's broadcast from rank 0):
+        the same numbers on any thread count and any number of ranks, since the parts are the batch's.
         """
         parts, world = training_parts(len(x)), self.world
         mine = world.share(len(parts))  # in one process: all of them
@@ -163,4 +172,7 @@ class DataParallel:
             r.zero_grad()
         jobs = [(r, x[s], y[s], (s.stop - s.start) / len(x)) for r, s in zip(replicas, parts[mine.start : mine.stop])]
         results = self.run(step, jobs)
+        buffers = self.model.buffers()
+        if buffers:  # BatchNorm's running statistics: the first part's, as DDP broadcasts rank 0's
+            world.first_part_buffers(buffers, replicas[0].buffers() if mine.start == 0 and len(mine) else None)
         return world.reduce(params, results, [[q.grad for q in r.parameters()] for r in replicas], len(parts))

@@ -48,6 +48,12 @@ class World:
                 p.grad += g
         return results
 
+    def first_part_buffers(self, buffers, first):
+        """Set the model's buffers to those of the replica that ran the batch's first part (``first``, a list
+        of Buffers, on the process that ran it; None elsewhere)."""
+        for b, f in zip(buffers, first):
+            np.copyto(b.data, f.data)
+
     def gather(self, chunks):
         """Arrays (n_i, ...) of this process's share of parts -> all parts' rows concatenated in order."""
         return np.concatenate(chunks)

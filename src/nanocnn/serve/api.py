@@ -79,7 +79,7 @@ class Api:
         s = self.samples
         return {
             "model": self.name,
-            "layers": [repr(layer) for layer in self.model.layers],
+            "layers": [layer.short_repr() for layer in self.model.layers],
             "summary": self.summary,
             "input_shape": list(self.input_shape),
             "num_classes": self.num_classes,

@@ -168,7 +168,7 @@ def explain_value(trace, index, position):
         kind, description = "Softmax", "softmax of the logits: the probabilities"
     else:
         layer = layers[index]
-        kind, description, value = type(layer).__name__, repr(layer), float(trace.outputs[index][position])
+        kind, description, value = type(layer).__name__, layer.short_repr(), float(trace.outputs[index][position])
         explain = layer.declared("explain")
         if explain is None:
             return {

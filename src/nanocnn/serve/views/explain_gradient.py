@@ -76,7 +76,7 @@ def explain_gradient(trace, index, position, label):
         terms, total = {"probability": p, "label": label, "onehot": int(k == label)}, p - (k == label)
     else:
         after = layers[index + 1]
-        kind, by = type(after).__name__, repr(after)
+        kind, by = type(after).__name__, after.short_repr()
         explain = after.declared("explain_backward")
         if explain is None:
             return {

@@ -29,7 +29,7 @@ def view(image, trace):
             {
                 "index": i,
                 "kind": type(layer).__name__,
-                "description": repr(layer),
+                "description": layer.short_repr(),
                 "shape": list(out.shape),
                 "channels": sent,
                 "output": array_json(values) if values is not None else None,
