@@ -7,8 +7,8 @@ file formats, data and the page are ``train``, ``parallel``, ``io``, ``data`` an
 from .io import export_onnx, load, load_safetensors, save, save_safetensors
 from .nn import (
     SGD,
-    AdaptiveAvgPool2d,
     Adam,
+    AdaptiveAvgPool2d,
     AvgPool2d,
     BatchNorm2d,
     Conv2d,

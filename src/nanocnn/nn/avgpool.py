@@ -99,7 +99,7 @@ class AdaptiveAvgPool2d(Module):
 
     def __init__(self, output_size=1):
         if output_size not in (1, (1, 1), [1, 1]):
-            raise UserError(f"AdaptiveAvgPool2d: only output_size 1 (global average pooling) is built, got {output_size!r}")
+            raise UserError(f"AdaptiveAvgPool2d: only output_size 1 (global average pooling), got {output_size!r}")
         self.output_size = 1
         self._shape = None
 

@@ -56,7 +56,8 @@ class BatchNorm2d(Module):
             self.running_var.data += m * var * x.dtype.type(M / (M - 1))  # unbiased, as PyTorch keeps it
             self.num_batches_tracked.data += 1
         else:
-            out, _, _, cache = batch_norm_forward(x, gamma, beta, self.eps, self.running_mean.data, self.running_var.data)
+            mean, var = self.running_mean.data, self.running_var.data
+            out, _, _, cache = batch_norm_forward(x, gamma, beta, self.eps, mean, var)
         self._cache = cache if self.grad_enabled else None
         return out
 
@@ -73,7 +74,8 @@ class BatchNorm2d(Module):
 
     def output_shape(self, input_shape):
         if len(input_shape) != 3 or input_shape[0] != self.num_features:
-            raise UserError(f"BatchNorm2d: input must have {self.num_features} channels, got shape {tuple(input_shape)}")
+            C = self.num_features
+            raise UserError(f"BatchNorm2d: input must have {C} channels, got shape {tuple(input_shape)}")
         return tuple(input_shape)
 
     def macs(self, input_shape):
@@ -85,8 +87,15 @@ class BatchNorm2d(Module):
         mean, var = float(self.running_mean.data[c]), float(self.running_var.data[c])
         gamma, beta = (1.0, 0.0) if self.weight is None else (float(self.weight.data[c]), float(self.bias.data[c]))
         v = float(x[position])
-        return dict(input=v, mean=mean, var=var, eps=self.eps, gamma=gamma, beta=beta,
-                    total=(v - mean) / np.sqrt(var + self.eps) * gamma + beta)
+        return dict(
+            input=v,
+            mean=mean,
+            var=var,
+            eps=self.eps,
+            gamma=gamma,
+            beta=beta,
+            total=(v - mean) / np.sqrt(var + self.eps) * gamma + beta,
+        )
 
     def explain_backward(self, x, grad_out, position):
         """At inference the statistics are constants: dx = dout * gamma / sqrt(var + eps)."""

@@ -118,7 +118,8 @@ def avgpool2d_backward(x, dout, kernel, stride, padding=(0, 0)):
     dxp = np.zeros((N, C, H + 2 * PH, W + 2 * PW), dtype=dout.dtype)
     for oh in range(dout.shape[2]):
         for ow in range(dout.shape[3]):
-            dxp[:, :, oh * SH : oh * SH + KH, ow * SW : ow * SW + KW] += dout[:, :, oh, ow][:, :, None, None] / (KH * KW)
+            share = dout[:, :, oh, ow][:, :, None, None] / (KH * KW)
+            dxp[:, :, oh * SH : oh * SH + KH, ow * SW : ow * SW + KW] += share
     return dxp[:, :, PH : PH + H, PW : PW + W]
 
 

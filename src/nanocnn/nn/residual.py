@@ -37,8 +37,15 @@ class Residual(Module):
     def _check_known_shapes(self):
         """When the input's channels can be read off the first layer that takes channels, try both paths on a
         PROBE x PROBE input of them: different shapes are an error now, not at the first forward."""
-        channels = next((getattr(m, k) for m in self.block.modules() for k in ("in_channels", "num_features")
-                         if isinstance(getattr(m, k, None), int)), None)
+        channels = next(
+            (
+                getattr(m, k)
+                for m in self.block.modules()
+                for k in ("in_channels", "num_features")
+                if isinstance(getattr(m, k, None), int)
+            ),
+            None,
+        )
         if channels is None:
             return
         shape = (channels, PROBE, PROBE)
@@ -71,7 +78,8 @@ class Residual(Module):
         a = tuple(self.block.output_shape(input_shape))
         b = tuple(input_shape) if self.shortcut is None else tuple(self.shortcut.output_shape(input_shape))
         if a != b:
-            raise UserError(f"Residual: the block gives {a} but the shortcut {b} for an input of shape {tuple(input_shape)}")
+            shape = tuple(input_shape)
+            raise UserError(f"Residual: the block gives {a} but the shortcut {b} for an input of shape {shape}")
         return a
 
     def macs(self, input_shape):
@@ -86,7 +94,8 @@ class Residual(Module):
         """out[position] = block(x)[position] + shortcut(x)[position], each path run alone on this example."""
         a = self.block.replicate().eval()(x[None])[0]
         b = x if self.shortcut is None else self.shortcut.replicate().eval()(x[None])[0]
-        return dict(block=float(a[position]), shortcut=float(b[position]), total=float(a[position]) + float(b[position]))
+        a, b = float(a[position]), float(b[position])
+        return dict(block=a, shortcut=b, total=a + b)
 
     def explain_backward(self, x, grad_out, position):
         """dx[position] = the block's input gradient there + the shortcut's."""
