@@ -4,9 +4,11 @@
         [--repeats 3] [--inference-repeats 9] [--rss]
 
 For (a) the article's network with ReLU (conv 16x8x8, ReLU, conv 8x4x4 stride 2, ReLU, linear) at batch
-64 with Adam, and (b) the default preset with its own settings, it trains one epoch of the bundled MNIST
-with nanocnn (the path `nanocnn train` takes: each batch's parts on the threads) and with PyTorch (same
-architecture, initial weights, batches and thread count), alternating the two ``--repeats`` times, and
+64 with Adam, (b) the classic preset (0.2's default), (c) the default preset and, asked for, (d) the best
+preset, each preset at its own batch size, part size and learning rate, it trains one epoch of the bundled
+MNIST with nanocnn (the path `nanocnn train` takes: each batch's parts on the threads) and with PyTorch (the
+same network rebuilt from nanocnn's pytorch_spec, the same initial weights, batches and thread count; batch
+norm in PyTorch normalises the whole batch, nanocnn each part), alternating the two ``--repeats`` times, and
 prints the median epoch times and their ratio. Then inference on the 10,000 test images in
 ``--inference-repeats`` alternated rounds: nanocnn's predict_proba and a plain eval-mode ``model(x)`` on all
 10,000 at once, PyTorch and onnxruntime (running nanocnn's own ONNX export) at batch 64, 256 and 10,000 in
@@ -30,11 +32,13 @@ import numpy as np
 
 import nanocnn as nc
 from nanocnn.data import batches, load_dataset
+from nanocnn.io.export import pytorch_spec
 from nanocnn.nn import reference
 from nanocnn.parallel import DataParallel
 from nanocnn.train import train_step
+from nanocnn.train.config import Config
 from nanocnn.train.evaluation import predict_proba
-from nanocnn.train.presets import PRESETS, build_seed
+from nanocnn.train.presets import PRESETS, build_seed, resolve
 
 try:
     import torch
@@ -60,33 +64,37 @@ def article_relu(input_shape, num_classes, rng):
     )
 
 
-NETWORKS = {"a": article_relu, "b": PRESETS["default"].build}
+NETWORKS = {"a": article_relu, "b": PRESETS["classic"].build, "c": PRESETS["default"].build, "d": PRESETS["best"].build}
+TITLES = {"a": "article network + ReLU", "b": "classic preset", "c": "default preset", "d": "best preset"}
 
 
 def to_torch(model):
-    """The same network in PyTorch, with our weights copied in."""
-    layers = []
-    for layer in model.layers:
-        if isinstance(layer, nc.Conv2d):
-            t = torch.nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding)
-        elif isinstance(layer, nc.Linear):
-            t = torch.nn.Linear(layer.in_features, layer.out_features)
-        elif isinstance(layer, nc.MaxPool2d):
-            t = torch.nn.MaxPool2d(layer.kernel_size, layer.stride, layer.padding)
-        else:
-            t = {nc.ReLU: torch.nn.ReLU, nc.Flatten: torch.nn.Flatten}[type(layer)]()
-        if layer.parameters():
-            with torch.no_grad():
-                t.weight.copy_(torch.from_numpy(layer.weight.data))
-                t.bias.copy_(torch.from_numpy(layer.bias.data))
-        layers.append(t)
-    return torch.nn.Sequential(*layers)
+    """The same network in PyTorch, rebuilt from its pytorch_spec (the README's rebuild), our state copied in."""
+
+    class Residual(torch.nn.Module):
+        def __init__(self, block, shortcut=None):
+            super().__init__()
+            self.block, self.shortcut = block, shortcut
+
+        def forward(self, x):
+            return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
+
+    def build(name, kwargs):
+        if name == "Sequential":
+            return torch.nn.Sequential(*(build(*layer) for layer in kwargs))
+        if name == "Residual":
+            return Residual(build(*kwargs["block"]), kwargs["shortcut"] and build(*kwargs["shortcut"]))
+        return getattr(torch.nn, name)(**kwargs)
+
+    theirs = build("Sequential", pytorch_spec(model))
+    theirs.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in model.state_dict().items()})
+    return theirs
 
 
-def epoch_nanocnn(model, optimizer, images, labels, order, threads):
-    """nanocnn's own training path: each batch's parts in ``threads`` threads (nanocnn.parallel)."""
+def epoch_nanocnn(model, optimizer, images, labels, order, threads, part):
+    """nanocnn's own training path: each batch's parts (``part`` images at least) in ``threads`` threads."""
     start = time.perf_counter()
-    with DataParallel(model, threads) as parallel:
+    with DataParallel(model, threads, part=part) as parallel:
         for idx in order:
             parallel.forward_backward(train_step, images[idx], labels[idx])
             optimizer.step()
@@ -151,9 +159,11 @@ def matmul_ceiling(n=2048, repeats=5):
 
 
 def compare(name, data, repeats, inference_repeats, threads):
-    """Train one epoch of network ``name`` ("a" or "b") both ways, then inference every way, alternated."""
-    default = PRESETS["default"].defaults
-    batch_size, lr = (64, 1e-3) if name == "a" else (default.batch_size, default.lr)
+    """Train one epoch of network ``name`` (a key of NETWORKS) both ways, then inference every way, alternated.
+    A preset trains at its own batch size, part size and peak learning rate; the article network at batch 64."""
+    preset = {"b": "classic", "c": "default", "d": "best"}.get(name)
+    settings = resolve(Config(preset=preset) if preset else Config(preset="classic", batch_size=64, lr=1e-3))
+    batch_size, lr, part = settings.batch_size, settings.lr, settings.part_size
     rng = np.random.default_rng(0)
     model = NETWORKS[name](data.input_shape, data.num_classes, rng)
     theirs_model = to_torch(model) if torch else None
@@ -163,14 +173,14 @@ def compare(name, data, repeats, inference_repeats, threads):
     times = {"nanocnn": [], "PyTorch": []}
     for r in range(repeats):
         order = list(batches(n, batch_size, np.random.default_rng(r)))
-        times["nanocnn"].append(epoch_nanocnn(model, ours, data.train.images, data.train.labels, order, threads))
+        times["nanocnn"].append(epoch_nanocnn(model, ours, data.train.images, data.train.labels, order, threads, part))
         if torch:
             times["PyTorch"].append(epoch_torch(theirs_model, theirs, data.train.images, data.train.labels, order))
     med = {k: statistics.median(v) for k, v in times.items() if v}
     gflops = 2 * train_macs(model, data.input_shape) * n / med["nanocnn"] / 1e9
     print(
-        f"\n({name}) {'article network + ReLU' if name == 'a' else 'default preset'}: batch {batch_size}, Adam, "
-        f"{n:,} images, {repeats} alternated repeats"
+        f"\n({name}) {TITLES[name]}: batch {batch_size} (parts of {part}+), Adam, {n:,} images, "
+        f"{repeats} alternated repeats"
     )
     for k, v in times.items():
         if v:
@@ -335,7 +345,9 @@ def main():
         "--inference-repeats", type=int, default=9, help="alternated inference rounds (default: 9; ~3 s each)"
     )
     parser.add_argument("--limit-train", type=int, default=None, help="images per epoch (default: all 60,000)")
-    parser.add_argument("--networks", default="ab", help="which of a and b (default: both)")
+    parser.add_argument(
+        "--networks", default="abc", help="which of a, b (classic), c (default) and d (best); default: abc"
+    )
     parser.add_argument("--rss", action="store_true", help="also measure the peak RSS of a default `nanocnn train`")
     args = parser.parse_args()
 

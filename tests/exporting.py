@@ -9,17 +9,20 @@ import onnxruntime as ort
 import pytest
 
 import nanocnn as nc
-from nanocnn.train.presets import build_default
+from nanocnn.train.presets import PRESETS
 from nanocnn.validation import UserError
 
 # ---------------------------------------------------------------------------------------------- helpers
 
 
 def randomize_biases(model, rng):
-    """nanocnn starts biases at zero, which would hide a bias exported wrongly: give them random values."""
-    for name, p in model.named_parameters():
-        if name.endswith("bias"):
-            p.data[...] = rng.standard_normal(p.data.shape) * 0.5
+    """nanocnn starts biases at zero (and batch norm's statistics at 0 and 1, its scale at 1), which would hide
+    one exported wrongly: give them random values."""
+    for name, p in model.named_state():
+        if name.endswith(("bias", "running_mean")) or (name.endswith("weight") and p.data.ndim == 1):
+            p.data[...] = rng.standard_normal(p.data.shape) * 0.5 + (1 if name.endswith("weight") else 0)
+        elif name.endswith("running_var"):
+            p.data[...] = rng.random(p.data.shape) + 0.5
     return model
 
 
@@ -74,8 +77,8 @@ def random_model(seed, dtype=np.float32):
 def named_model(name):
     """Hand-picked networks that cover each layer kind and option -> (model in eval mode, input_shape)."""
     r = np.random.default_rng(len(name))
-    if name == "default preset":
-        return randomize_biases(build_default((1, 28, 28), 10, r), r).eval(), (1, 28, 28)
+    if name in ("default preset", "classic preset", "best preset"):
+        return randomize_biases(PRESETS[name.split()[0]].build((1, 28, 28), 10, r), r).eval(), (1, 28, 28)
     if name == "conv only, no bias":  # the output stays (N, F, OH, OW): no class count
         layers = [nc.Conv2d(2, 3, (3, 5), stride=(2, 1), padding=(0, 2), bias=False, rng=r)]
     elif name == "pool with padding":
@@ -103,6 +106,8 @@ def named_model(name):
 
 NAMED = [
     "default preset",
+    "classic preset",
+    "best preset",
     "conv only, no bias",
     "pool with padding",
     "linear without bias",

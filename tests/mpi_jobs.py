@@ -19,7 +19,7 @@ from nanocnn.parallel.mpi import RANKS, launcher
 from nanocnn.train import fit
 from nanocnn.train.config import Config
 
-SMALL = dict(limit_train=640, limit_test=200, epochs=2)  # 10 batches of 64 (2 parts each) per epoch
+SMALL = dict(limit_train=640, limit_test=200, epochs=2)  # the default: 5 batches of 128 (2 parts of 64) an epoch
 LONG = dict(limit_train=1280, limit_test=200, epochs=3)  # long enough to stop a run inside its second epoch
 TIMEOUT = 120
 

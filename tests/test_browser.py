@@ -37,7 +37,7 @@ def check_views(page, answer):
             if p[i] > p[j] + 0.02:
                 assert widths[i] > widths[j], (i, j, widths, p)
     layers = page.locator("#features section.layer")
-    assert layers.count() == len(answer["layers"]) == 8 + 1  # every layer of the default preset, then the softmax
+    assert layers.count() == len(answer["layers"]) == 13 + 1  # every layer of the default preset, then the softmax
     for n, layer in enumerate(answer["layers"]):
         title = layers.nth(n).locator("h3").inner_text()
         assert title.startswith(f"{n}: {layer['description']}"), title

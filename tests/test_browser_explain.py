@@ -55,7 +55,7 @@ def pick(page, layer, channel=0, at=(0.5, 0.45)):
     return total, value, page.inner_text("#explain h3")
 
 
-@pytest.mark.parametrize("model, convs", [("default", (0, 3)), ("seed", (0, 1))])
+@pytest.mark.parametrize("model, convs", [("default", (0, 3, 7)), ("seed", (0, 1))])
 def test_a_picked_conv_number_adds_up_and_is_the_apis(servers, browser, model, convs):
     server = servers[model]
     with opened(browser, server, {"width": 1280, "height": 900}) as page:

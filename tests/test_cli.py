@@ -72,7 +72,8 @@ def test_an_existing_run_is_never_overwritten_unless_asked(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_resume_after_sigkill_in_the_second_epoch_is_bit_identical_even_on_other_threads(tmp_path):
-    args = ["train", "--epochs", "3", "--limit-train", "2000", "--limit-test", "200", "--no-progress"]
+    # the default has batch norm (running statistics) and --augment draws from the run's generator: both resume
+    args = ["train", "--epochs", "3", "--limit-train", "2000", "--limit-test", "200", "--augment", "--no-progress"]
     assert cli_process(*args, "--threads", "2", "--out", tmp_path / "full").returncode == 0
     proc = subprocess.Popen(
         [sys.executable, "-m", "nanocnn", *args, "--threads", "2", "--out", str(tmp_path / "cut")],
@@ -191,7 +192,7 @@ def bad_invocations(tmp):
         (["train", "--lr", "fast"], "must be a number, got 'fast'"),
         (["train", "--epochs", "0"], "epochs must be an integer >= 1, got 0"),
         (["train", "--limit-train", "-5"], "limit-train must be an integer >= 1, got -5"),
-        (["train", "--preset", "huge"], "unknown preset 'huge'; choose one of default, seed"),
+        (["train", "--preset", "huge"], "unknown preset 'huge'; choose one of default, best, classic, seed"),
         (["train", "--optimizer", "rmsprop"], "unknown optimizer 'rmsprop'; choose one of sgd, adam"),
         (["train", "--momentum", "1"], "momentum must be a finite number >= 0 and < 1, got 1.0"),
         (["train", "--threads", "0"], "threads must be an integer >= 1, got 0"),

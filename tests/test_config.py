@@ -23,14 +23,14 @@ def test_every_config_field_is_a_train_option_with_its_help_and_type():
             f"--{option(f.name)}",
             *([f"--no-{option(f.name)}"] if f.type == "bool" else []),
         ]
-        assert f.metadata["help"] in action.help
+        assert f.metadata["help"].replace("%", "%%") in action.help
     args = train_parser().parse_args(["--batch-size", "32", "--lr", "0.01", "--no-shuffle", "--schedule", "cosine"])
     assert (args.batch_size, args.lr, args.shuffle, args.schedule, args.epochs) == (32, 0.01, False, "cosine", None)
 
 
 def test_the_help_shows_each_presets_default():
     text = train_parser().format_help()
-    assert "64 in preset default, 1 in preset seed" in " ".join(text.split())  # --batch-size
+    assert "128 in preset default, 128 in preset best, 64 in preset classic, 1 in preset seed" in " ".join(text.split())
 
 
 def test_presets_supply_their_defaults_as_a_config_and_fallbacks_fill_the_rest():
@@ -53,7 +53,7 @@ def test_presets_supply_their_defaults_as_a_config_and_fallbacks_fill_the_rest()
         (dict(lr=-1.0), "lr must be a finite number > 0, got -1.0"),
         (dict(optimizer="rmsprop"), "unknown optimizer 'rmsprop'; choose one of sgd, adam"),
         (dict(shuffle="yes"), "shuffle must be true or false, got 'yes'"),
-        (dict(preset="huge"), "unknown preset 'huge'; choose one of default, seed"),
+        (dict(preset="huge"), "unknown preset 'huge'; choose one of default, best, classic, seed"),
         (dict(threads=0), "threads must be an integer >= 1, got 0"),
     ],
 )

@@ -100,6 +100,20 @@ def test_four_ranks_two_with_no_part_in_the_default_run_folder(mpiexec, tmp_path
 
 
 @pytest.mark.slow
+def test_batch_norm_residual_blocks_and_augmentation_on_two_ranks_end_as_in_one_process(
+    mpiexec, tmp_path, tmp_path_factory
+):
+    """The best preset: batch norm (each part its own statistics, rank 0's first part's running statistics
+    kept), residual blocks, global average pooling and --augment (drawn for the whole batch on every rank)."""
+    settings = dict(preset="best", limit_train=448, limit_test=100, epochs=1)  # 3 batches of 2 parts, then one
+    done = run_job(mpi_command(mpiexec, 2, *options(settings), "--out", "run"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    reference = one_process(tmp_path_factory, **settings)
+    assert any(k.endswith("running_var") for k in reference[0]) and "augment=True" in reference[2][0]
+    assert_same_run(tmp_path / "run", reference)
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("n, batch_size", [(2, 160), (3, 32)])
 def test_a_short_last_batch_and_batches_of_one_part(mpiexec, tmp_path, tmp_path_factory, n, batch_size):
     """600 = 3 x 160 + 120: batches of 5 parts (3 on rank 0, 2 on rank 1, whose sum must not be formed apart from
@@ -188,7 +202,8 @@ def test_a_checkpoint_of_one_process_resumes_on_three_ranks(mpiexec, tmp_path, t
         ),
         (
             ["--lr", "0.01"],
-            "the ranks disagree: rank 1: --lr 0.01 (rank 0: 0.003); start every rank with the same options and data",
+            f"the ranks disagree: rank 1: --lr 0.01 (rank 0: {nanocnn.train.presets.PRESETS['default'].defaults.lr}); "
+            "start every rank with the same options and data",
         ),
     ],
 )

@@ -42,6 +42,8 @@ def terms_total(answer):
         return max(t["input"], 0.0)
     if kind == "Softmax":
         return t["exps"][answer["position"][0]] / t["sum"]
+    if kind == "BatchNorm2d":
+        return (t["input"] - t["mean"]) / np.sqrt(t["var"] + t["eps"]) * t["gamma"] + t["beta"]
     if kind in ("Flatten", "Dropout"):
         return answer["total"]
     raise AssertionError(kind)

@@ -39,8 +39,10 @@ def test_onnx_graph_and_metadata(tmp_path):
     assert json.loads(props["input_shape"]) == ["N", 1, 28, 28] and from_spec(json.loads(props["nanocnn_spec"]))
     dims = lambda value: [d.dim_param or d.dim_value for d in value.type.tensor_type.shape.dim]
     assert dims(proto.graph.input[0]) == ["N", 1, 28, 28] and dims(proto.graph.output[0]) == ["N", 10]
-    assert [n.op_type for n in proto.graph.node] == ["Conv", "Relu", "MaxPool"] * 2 + ["Flatten", "Gemm"]
-    assert sorted(i.name for i in proto.graph.initializer) == sorted(model.state_dict())
+    stages = ["Conv", "BatchNormalization", "Relu"] + ["Conv", "MaxPool", "BatchNormalization", "Relu"] * 2
+    assert [n.op_type for n in proto.graph.node] == stages + ["Flatten", "Gemm"]
+    counters = {k for k in model.state_dict() if k.endswith("num_batches_tracked")}  # not needed at inference
+    assert sorted(i.name for i in proto.graph.initializer) == sorted(set(model.state_dict()) - counters)
 
 
 def test_onnx_leaves_dropout_out_and_exports_float64_as_float32(tmp_path):

@@ -95,7 +95,7 @@ def test_a_replica_shares_the_weights_but_not_the_gradients(rng):
 def test_training_and_prediction_give_the_same_numbers_on_one_or_two_threads(tmp_path):
     results = []
     for threads in (1, 2):
-        config = Config(epochs=1, limit_train=512, limit_test=300, threads=threads)
+        config = Config(epochs=1, limit_train=512, limit_test=300, augment=True, threads=threads)
         model, _, acc = fit(config, out=tmp_path / f"t{threads}", progress=False, log=lambda *a: None)
         results.append((model.state_dict(), acc))
     (a, acc_a), (b, acc_b) = results

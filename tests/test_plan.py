@@ -87,18 +87,26 @@ def test_plan_equals_the_layers_one_by_one_to_the_bit(seed):
         assert model(x).tobytes() == parts.tobytes()
 
 
-def test_the_default_preset_and_the_article_network_fuse_into_blocks():
+def test_the_presets_fuse_into_blocks():
     rng = np.random.default_rng(0)
-    default = PRESETS["default"].build((1, 28, 28), 10, rng).eval()
-    assert plan_of(default).groups == [
-        ((default[0], default[1], default[2]), True),  # conv, ReLU, pool: one fused block
-        ((default[3], default[4], default[5]), True),
-        ((default[6],), False),  # Flatten and Linear run their own forward
-        ((default[7],), False),
+    classic = PRESETS["classic"].build((1, 28, 28), 10, rng).eval()
+    assert plan_of(classic).groups == [
+        ((classic[0], classic[1], classic[2]), True),  # conv, ReLU, pool: one fused block
+        ((classic[3], classic[4], classic[5]), True),
+        ((classic[6],), False),  # Flatten and Linear run their own forward
+        ((classic[7],), False),
     ]
+    default = PRESETS["default"].build((1, 28, 28), 10, rng).eval()
+    groups = [([type(layer).__name__ for layer in layers], fused) for layers, fused in plan_of(default).groups]
+    assert groups == [(["Conv2d"], True), (["BatchNorm2d"], False), (["ReLU"], False)] + [
+        (["Conv2d", "MaxPool2d"], True),  # the pool fused with its conv; batch norm runs its own forward
+        (["BatchNorm2d"], False),
+        (["ReLU"], False),
+    ] * 2 + [(["Flatten"], False), (["Linear"], False)]
     x = rng.random((20, 1, 28, 28), dtype=np.float32)
     with single_thread():
-        assert plan_of(default).run(x).tobytes() == one_by_one(default, x).tobytes()
+        for model in (classic, default):
+            assert plan_of(model).run(x).tobytes() == one_by_one(model, x).tobytes()
 
 
 def test_the_plan_follows_the_layers_modes_and_never_fuses_a_layer_that_keeps_gradients(rng):

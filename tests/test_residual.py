@@ -116,3 +116,19 @@ def test_every_new_layer_exports_to_onnx_and_runs_there_like_nanocnn(tmp_path, r
 
     ops = {node.op_type for node in onnx.load(path).graph.node}
     assert {"BatchNormalization", "AveragePool", "GlobalAveragePool", "Add", "Conv", "Gemm"} <= ops
+
+
+def test_summary_lists_the_layers_inside_residual_blocks_under_their_state_dict_names(rng):
+    model = resnet(rng)
+    lines = model.summary((1, 8, 8)).splitlines()
+    rows = {line.split(":")[0].strip(): line for line in lines if ":" in line}
+    weights = {k.rsplit(".", 1)[0] for k in model.state_dict() if k.endswith("weight")}
+    assert weights <= rows.keys() and {"3.block.1.block.0", "4.shortcut"} <= rows.keys()
+    assert "Residual: block(x) + shortcut(x)" in rows["4"] and "Residual: block(x) + identity(x)" in rows["3"]
+    top = [line for line in lines if line[:1].isdigit()]
+    assert len(top) == len(model.layers)
+    params = sum(int(line.split()[-2].replace(",", "")) for line in top)
+    macs = sum(int(line.split()[-1].replace(",", "")) for line in top)
+    assert params == sum(p.data.size for p in model.parameters())
+    assert lines[-1].split()[-2:] == [f"{params:,}", f"{macs:,}"]
+    assert rows["4"].split()[-2] == f"{sum(p.data.size for p in model[4].parameters()):,}"

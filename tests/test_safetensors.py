@@ -92,7 +92,7 @@ def test_weights_must_be_finite_floats_and_a_model_is_needed_for_foreign_files(t
     safetensors.numpy.save_file(state, tmp_path / "nan.safetensors")
     user_error(load_safetensors, tmp_path / "nan.safetensors", model, words=("nan.safetensors", "1.bias", "finite"))
     safetensors.numpy.save_file({"1.weight": np.zeros((2, 4), np.int64)}, tmp_path / "int.safetensors")
-    user_error(load_safetensors, tmp_path / "int.safetensors", model, words=("int.safetensors", "I64", "1.weight"))
+    user_error(load_safetensors, tmp_path / "int.safetensors", model, words=("int.safetensors", "1.weight", "int64"))
     safetensors.numpy.save_file(model.state_dict(), tmp_path / "plain.safetensors")
     user_error(load_safetensors, tmp_path / "plain.safetensors", words=("plain.safetensors", "pass the model"))
     user_error(load_safetensors, tmp_path / "plain.safetensors", nc.Linear(4, 2), words=("Sequential",))
@@ -107,11 +107,16 @@ def test_meta_must_be_json(tmp_path):
         meta={"rng": np.random.default_rng()},
         words=("meta['rng']", "JSON"),
     )
+
+    class Twice(nc.Module):  # no torch.nn equivalent, deep inside a nested Sequential
+        def forward(self, x):
+            return 2 * x
+
     user_error(
         save_safetensors,
-        nc.Sequential(nc.Sequential(nc.ReLU())),
+        nc.Sequential(nc.Sequential(nc.ReLU(), nc.Sequential(Twice()))),
         tmp_path / "w.safetensors",
-        words=("layer 0", "Sequential"),
+        words=("layer 0.1.0 (Twice)", "no torch.nn equivalent"),
     )
     assert list(tmp_path.iterdir()) == []
 
@@ -211,8 +216,9 @@ def test_header_length_beyond_the_file(tmp_path):
 def test_our_encoder_agrees_with_the_reader_on_awkward_names():
     data = encode_safetensors({"ünï cödé": np.ones((0, 3), np.float32), "x": np.arange(3.0)}, {"k": "v\n"})
     assert len(data) % 8 == 0 and safetensors.numpy.load(data)["x"].tolist() == [0.0, 1.0, 2.0]
-    with pytest.raises(UserError):
-        encode_safetensors({"i": np.arange(3)})
+    with pytest.raises(UserError, match="float32, float64 or int64 only"):
+        encode_safetensors({"i": np.arange(3, dtype=np.int32)})
+    assert safetensors.numpy.load(encode_safetensors({"n": np.array(7, np.int64)}))["n"] == 7  # a counter
 
 
 # -------------------------------------------------------------------------------------- writing files

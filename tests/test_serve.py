@@ -128,7 +128,7 @@ def test_pages_info_and_samples(server):
     labels = np.load(bundled_path())["testlabels"]
     sample = call(server.port, "GET", "/api/sample?kind=test&index=3").json()
     assert sample["index"] == 3 and sample["label"] == labels[3] and sample["kind"] == "test"
-    assert sample["prediction"] is not None and len(sample["layers"]) == 8 + 1  # the default preset's layers, softmax
+    assert sample["prediction"] is not None and len(sample["layers"]) == len(info["layers"]) + 1  # and the softmax
     random = call(server.port, "GET", "/api/sample?kind=random").json()
     assert 0 <= random["index"] < 2000 and random["label"] == labels[random["index"]]
     first, second = (call(server.port, "GET", f"/api/sample?kind=mistake&rank={r}").json() for r in (0, 1))

@@ -128,8 +128,8 @@ def explanation_rejections(port):
         (
             "layer too large",
             400,
-            "layer must be an integer >= 0 and <= 8, got 10",
-            post("/api/explain", layer=10, position=[0]),
+            "layer must be an integer >= 0 and <= 13, got 99",
+            post("/api/explain", layer=99, position=[0]),
         ),
         ("layer a string", 400, "layer must be an integer", post("/api/explain", layer="1", position=[0, 0, 0])),
         ("layer a bool", 400, "got True", post("/api/explain", layer=True, position=[0, 0, 0])),
@@ -143,12 +143,12 @@ def explanation_rejections(port):
         (
             "position past the map",
             400,
-            "position[1] must be an integer >= 0 and <= 27, got 28",
-            post("/api/explain", layer=0, position=[0, 28, 0]),
+            "position[1] must be an integer >= 0 and <= 13, got 14",
+            post("/api/explain", layer=0, position=[0, 14, 0]),
         ),
         ("negative position", 400, "position[0] must be", post("/api/explain", layer=0, position=[-1, 0, 0])),
-        ("position not a list", 400, "position must be", post("/api/explain", layer=8, position=3)),
-        ("position of floats", 400, "got 1.0", post("/api/explain", layer=8, position=[1.0])),
+        ("position not a list", 400, "position must be", post("/api/explain", layer=13, position=3)),
+        ("position of floats", 400, "got 1.0", post("/api/explain", layer=13, position=[1.0])),
         ("unknown what", 400, "unknown what 'why'", post("/api/explain", layer=0, position=[0, 0, 0], what="why")),
         ("label with a value", 400, "label is for", post("/api/explain", layer=0, position=[0, 0, 0], label=3)),
         (

@@ -16,31 +16,35 @@ def train_forward(x, gamma, beta, eps):
     """Normalise with the batch's own statistics: x (N, C, H, W) -> (out, mean (C,), var (C,), cache).
 
     mean and var (biased, divided by M = N*H*W) are the batch's; out = (x - mean) / sqrt(var + eps) * gamma
-    + beta, gamma and beta (C,) or None (no affine). cache = (xhat (C, M), invstd (C,)) is what backward needs.
+    + beta, gamma and beta (C,) or None (no affine). cache = (x - mean (C, M), 1 / sqrt(var + eps) (C,)).
+    Each pass over the data is one numpy call: the mean, the centring, the variance (einsum: no squares
+    array), the scaling, the shift.
     """
     x2, shape = rows(x)
+    M = x2.shape[1]
     mean = x2.mean(axis=1)
-    xhat = x2 - mean[:, None]  # (C, M), a new array: centred, then scaled in place
-    var = np.square(xhat).mean(axis=1)
+    centred = x2 - mean[:, None]  # (C, M)
+    var = np.einsum("ij,ij->i", centred, centred) / x.dtype.type(M)
     invstd = 1 / np.sqrt(var + x.dtype.type(eps))
-    xhat *= invstd[:, None]
-    out = xhat * gamma[:, None] + beta[:, None] if gamma is not None else xhat.copy()
-    return from_chwn(out.reshape(shape)), mean, var, (xhat, invstd)
+    out = centred * (invstd if gamma is None else gamma * invstd)[:, None]
+    if beta is not None:
+        out += beta[:, None]
+    return from_chwn(out.reshape(shape)), mean, var, (centred, invstd)
 
 
 def train_backward(dout, cache, gamma):
     """dout (N, C, H, W) -> (dx, dgamma (C,), dbeta (C,)) of train_forward, the batch statistics' own gradient
-    included: dx = gamma * invstd / M * (M * dout - sum(dout) - xhat * sum(dout * xhat)) per channel."""
-    xhat, invstd = cache
+    included: with xhat = (x - mean) * invstd, dx = gamma * invstd * (dout - mean(dout) - xhat * mean(dout * xhat))
+    per channel (docs/math.md: Batch normalisation)."""
+    centred, invstd = cache
     d2, shape = rows(dout)
-    M = d2.shape[1]
+    M = dout.dtype.type(d2.shape[1])
     dbeta = d2.sum(axis=1)
-    dgamma = (d2 * xhat).sum(axis=1)
-    scale = (invstd if gamma is None else gamma * invstd) / dout.dtype.type(M)
-    dx = d2 * dout.dtype.type(M)
-    dx -= dbeta[:, None]
-    dx -= xhat * dgamma[:, None]
-    dx *= scale[:, None]
+    dgamma = np.einsum("ij,ij->i", d2, centred) * invstd  # sum of dout * xhat
+    dx = centred * (invstd * dgamma / M)[:, None]  # xhat * mean(dout * xhat)
+    np.subtract(d2, dx, out=dx)
+    dx -= (dbeta / M)[:, None]
+    dx *= (invstd if gamma is None else gamma * invstd)[:, None]
     return from_chwn(dx.reshape(shape)), dgamma, dbeta
 
 

@@ -156,6 +156,12 @@ class Module:
             for k in params
             if k in state and np.shape(state[k]) != params[k].shape
         ]
+        kinds = {True: "floating point", False: "integers"}  # a weight takes floating point only, a counter integers
+        mismatched += [
+            f"{k}: expected {kinds[params[k].data.dtype.kind == 'f']}, got {np.asarray(state[k]).dtype}"
+            for k in params
+            if k in state and (np.asarray(state[k]).dtype.kind == "f") != (params[k].data.dtype.kind == "f")
+        ]
         problems = []
         if missing and strict:
             problems.append(f"missing keys {missing}")
@@ -237,6 +243,14 @@ class Module:
     def scratch_size(self, input_shape: tuple) -> int:
         """Elements of working memory the forward pass needs per example, beyond its output."""
         return 0
+
+    def summary_rows(self, name: str, input_shape: tuple, indent: str = "") -> list[tuple]:
+        """[(name and layer, output shape, parameters, multiply-adds)] for one example of ``input_shape``:
+        this layer's row; a container (Sequential, Residual) adds its layers' rows after its own, indented."""
+        params = sum(p.data.size for p in self.parameters())
+        return [
+            (f"{indent}{name}: {self.short_repr()}", self.output_shape(input_shape), params, self.macs(input_shape))
+        ]
 
     def spec(self) -> dict:
         """The constructor arguments that rebuild this layer (saved in checkpoints, never code)."""

@@ -129,4 +129,14 @@ def cosine(lr: float, step: int, total_steps: int) -> float:
     return lr * 0.5 * (1 + math.cos(math.pi * step / total_steps))
 
 
-SCHEDULES = {"constant": constant, "cosine": cosine}  # the names --schedule takes: (lr, step, total) -> lr
+def onecycle(lr: float, step: int, total_steps: int) -> float:
+    """One cycle (Smith & Topin, 2017; PyTorch's OneCycleLR): up from lr / 25 to lr over the first 30% of the
+    steps, then down to lr / 250,000, each phase along half a cosine: a large rate mid-run, a tiny one at the end."""
+    start, end, warm = lr / 25, lr / 25 / 1e4, max(1, round(0.3 * total_steps))
+    if step < warm:
+        return start + (lr - start) * (1 - math.cos(math.pi * step / warm)) / 2
+    t = (step - warm) / max(1, total_steps - warm)
+    return end + (lr - end) * (1 + math.cos(math.pi * t)) / 2
+
+
+SCHEDULES = {"constant": constant, "cosine": cosine, "onecycle": onecycle}  # --schedule: (lr, step, total) -> lr

@@ -90,6 +90,15 @@ class Residual(Module):
         shortcut = 0 if self.shortcut is None else self.shortcut.scratch_size(input_shape)
         return max(self.block.scratch_size(input_shape), shortcut) + int(np.prod(self.output_shape(input_shape)))
 
+    def summary_rows(self, name, input_shape, indent=""):
+        own = super().summary_rows(name, input_shape, indent)[0]
+        path = "identity" if self.shortcut is None else "shortcut"
+        rows = [(f"{indent}{name}: Residual: block(x) + {path}(x)", *own[1:])]
+        rows += self.block.summary_rows(f"{name}.block", input_shape, indent + "  ")
+        if self.shortcut is not None:
+            rows += self.shortcut.summary_rows(f"{name}.shortcut", input_shape, indent + "  ")
+        return rows
+
     def explain(self, x, position):
         """out[position] = block(x)[position] + shortcut(x)[position], each path run alone on this example."""
         a = self.block.replicate().eval()(x[None])[0]

@@ -86,21 +86,28 @@ class Sequential(Module):
         return largest
 
     def summary(self, input_shape: tuple) -> str:
-        """A table of layers, output shapes, parameter counts and multiply-adds for one example (C, H, W)."""
+        """A table of layers, output shapes, parameter counts and multiply-adds for one example (C, H, W);
+        the layers inside a Residual or a nested Sequential follow it, indented (the totals count them once)."""
         rows = [("layer", "output shape", "params", "MACs"), ("input", str(tuple(input_shape)), "", "")]
         shape, params, macs = tuple(input_shape), 0, 0
         for i, layer in enumerate(self.layers):
-            n = sum(p.data.size for p in layer.parameters())
-            m = layer.macs(shape)
-            shape = layer.output_shape(shape)
-            params, macs = params + n, macs + m
-            rows.append((f"{i}: {layer.short_repr()}", str(shape), f"{n:,}", f"{m:,}"))
+            own, *inside = layer.summary_rows(str(i), shape)
+            shape, params, macs = tuple(own[1]), params + own[2], macs + own[3]
+            rows += [(text, str(tuple(out)), f"{n:,}", f"{m:,}") for text, out, n, m in (own, *inside)]
         rows.append(("total", "", f"{params:,}", f"{macs:,}"))
         widths = [max(len(r[c]) for r in rows) for c in range(4)]
         lines = [f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d:>{widths[3]}}" for a, b, c, d in rows]
         lines.insert(1, "-" * len(lines[0]))
         lines.insert(len(lines) - 1, "-" * len(lines[0]))
         return "\n".join(lines)
+
+    def summary_rows(self, name, input_shape, indent=""):
+        own = super().summary_rows(name, input_shape, indent)[0]
+        rows, shape = [(f"{indent}{name}: Sequential", *own[1:])], tuple(input_shape)
+        for i, layer in enumerate(self.layers):
+            rows += layer.summary_rows(f"{name}.{i}", shape, indent + "  ")
+            shape = tuple(layer.output_shape(shape))
+        return rows
 
     def spec(self):
         return [[type(layer).__name__, layer.spec()] for layer in self.layers]

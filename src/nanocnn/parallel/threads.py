@@ -20,7 +20,7 @@ import numpy as np
 
 from ..backend.blas import single_thread
 from .cpus import MAX_THREADS, resolve_threads
-from .parts import training_parts
+from .parts import PART, training_parts
 from .world import LOCAL
 
 _pool = {"executor": None}
@@ -87,11 +87,12 @@ class DataParallel:
     OpenBLAS's threaded products round differently from its one-thread products, and a run must give the
     same numbers on any thread count. Replicas (and with them their workspaces) last as long as this
     object, so a training loop allocates them once, not at every step. ``world`` (world.py) is the
-    processes that share each batch's parts: this one alone by default.
+    processes that share each batch's parts: this one alone by default; ``part`` the images per part, at least.
     """
 
-    def __init__(self, model, threads=None, world=None):
+    def __init__(self, model, threads=None, world=None, part=PART):
         self.model = model
+        self.part = part  # images per part, at least: the run's --part-size
         self.threads = resolve_threads(threads)
         self.world = LOCAL if world is None else world
         self._replicas = []
@@ -161,7 +162,7 @@ class DataParallel:
         statistics the model keeps are the first part's, on every process (as DDP's broadcast from rank 0):
         the same numbers on any thread count and any number of ranks, since the parts are the batch's.
         """
-        parts, world = training_parts(len(x)), self.world
+        parts, world = training_parts(len(x), self.part), self.world
         mine = world.share(len(parts))  # in one process: all of them
         params = self.model.parameters()
         if len(parts) == 1:

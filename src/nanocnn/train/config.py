@@ -63,12 +63,27 @@ class Config:
     momentum: float = setting("SGD momentum", 0.0, float, real_in(0, 1, high_open=True), "X")
     weight_decay: float = setting("L2 penalty added to the gradient", 0.0, float, real_in(0), "X")
     schedule: str = setting(
-        "learning-rate schedule: cosine decays to 0 over the run",
+        "learning-rate schedule: cosine decays to 0 over the run; onecycle warms up for 30%, then decays",
         "constant",
         check=one_of(SCHEDULES),
         metavar="|".join(SCHEDULES),
     )
+    part_size: int = setting(
+        "images per part of a batch, at least: the unit one thread or MPI rank computes (a batch of N images "
+        "is max(1, N // part-size) parts); like --batch-size it changes the numbers, never the thread count",
+        32,
+        int,
+        int_at_least(1),
+        "N",
+    )
     shuffle: bool = setting("shuffle the training set every epoch", True, bool, true_or_false)
+    augment: bool = setting(
+        "random shifts of up to 2 pixels, rotations of up to 10 degrees and scalings of up to 10% of each "
+        "training image, drawn from the run's generator",
+        False,
+        bool,
+        true_or_false,
+    )
     seed: int = setting("seed of the run's one random generator", 0, int, int_at_least(0), "N")
     limit_train: int = setting("use the first N training images", kind=int, check=int_at_least(1), metavar="N")
     limit_test: int = setting("use the first N test images", kind=int, check=int_at_least(1), metavar="N")
@@ -94,12 +109,22 @@ class Config:
 
     @classmethod
     def from_dict(cls, values: dict) -> Config:
-        """The inverse of to_dict; machine settings saved by older versions are dropped."""
-        run = {f.name for f in fields(cls) if f.metadata["run"]}
+        """The inverse of to_dict; machine settings saved by older versions are dropped, and run settings they
+        did not have yet take the value those versions used (their fallback: --part-size 32, no --augment)."""
+        run = {f.name: f for f in fields(cls) if f.metadata["run"]}
         unknown = sorted(set(values) - {f.name for f in fields(cls)})
         if unknown:
             raise UserError(f"unknown config keys {unknown}")
-        return cls(**{k: v for k, v in values.items() if k in run})
+        given = {k: v for k, v in values.items() if k in run}
+        if given:  # a saved run: every setting it trained with, the newer ones at their old behaviour
+            given.update(
+                {
+                    k: f.metadata["fallback"]
+                    for k, f in run.items()
+                    if k not in given and f.metadata["fallback"] is not None
+                }
+            )
+        return cls(**given)
 
     def __str__(self):
         return "config: " + ", ".join(f"{k}={v}" for k, v in asdict(self).items() if k in self.to_dict())

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 
 import numpy as np
 
-from ..nn import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential
+from ..nn import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Residual, Sequential
 from ..validation import check_choice
 from .config import Config
 
@@ -31,8 +31,38 @@ def with_classifier(features, input_shape, num_classes, rng, dtype=np.float32):
     return Sequential(*features, Flatten(), Linear(flat, num_classes, dtype=dtype, rng=rng))
 
 
+def conv_bn(C, F, kernel, rng, stride=1, pool=False):
+    """conv (no bias: the batch norm after it would cancel one), [2x2 max-pool], batch norm, ReLU."""
+    conv = Conv2d(C, F, kernel, stride=stride, padding=kernel // 2, bias=False, rng=rng)
+    return [conv] + ([MaxPool2d(2)] if pool else []) + [BatchNorm2d(F), ReLU()]
+
+
 def build_default(input_shape, num_classes, rng):
-    """Two 5x5 conv + ReLU + 2x2 max-pool stages (16 and 32 filters), then a linear classifier."""
+    """A 5x5 stride-2 convolution to 16 channels, then 3x3 convolutions to 32 and 64, each pooled 2x2, every one
+    batch-normalised and followed by ReLU; a linear classifier. Pooling comes before batch norm and ReLU, on four
+    times fewer values; the stride-2 start keeps the network off 28x28 maps, where elementwise work dominates."""
+    C = input_shape[0]
+    features = (
+        conv_bn(C, 16, 5, rng, stride=2) + conv_bn(16, 32, 3, rng, pool=True) + conv_bn(32, 64, 3, rng, pool=True)
+    )
+    return with_classifier(features, input_shape, num_classes, rng)
+
+
+def build_best(input_shape, num_classes, rng):
+    """The default's start, widened to 32 channels, a residual block of two 3x3 convolutions, a 3x3 convolution
+    to 64 channels pooled, a second residual block, global average pooling and a linear classifier."""
+    C = input_shape[0]
+
+    def residual(F):
+        conv = Conv2d(F, F, 3, padding=1, bias=False, rng=rng)
+        return [Residual(Sequential(*conv_bn(F, F, 3, rng), conv, BatchNorm2d(F))), ReLU()]
+
+    features = conv_bn(C, 32, 5, rng, stride=2) + residual(32) + conv_bn(32, 64, 3, rng, pool=True) + residual(64)
+    return Sequential(*features, AdaptiveAvgPool2d(1), Flatten(), Linear(64, num_classes, rng=rng))
+
+
+def build_classic(input_shape, num_classes, rng):
+    """Two 5x5 conv + ReLU + 2x2 max-pool stages (16 and 32 filters), then a linear classifier (0.2's default)."""
     C = input_shape[0]
     features = [
         Conv2d(C, 16, 5, padding=2, rng=rng),
@@ -68,8 +98,20 @@ def build_seed(input_shape, num_classes, rng=None):
 PRESETS = {
     "default": Preset(
         "default",
-        "2x (conv 5x5 + ReLU + max-pool), linear; Adam, cosine decay",
+        "conv 5x5 stride 2, 2x (conv 3x3 + max-pool), each with batch norm and ReLU, linear; Adam, one cycle, 2 epochs",
         build_default,
+        Config(epochs=2, batch_size=128, part_size=64, lr=0.03, optimizer="adam", schedule="onecycle"),
+    ),
+    "best": Preset(
+        "best",
+        "the default widened, with two residual blocks and global average pooling; augmented data, 10 epochs",
+        build_best,
+        Config(epochs=10, batch_size=128, part_size=64, lr=0.01, optimizer="adam", schedule="onecycle", augment=True),
+    ),
+    "classic": Preset(
+        "classic",
+        "nanocnn 0.2's default: 2x (conv 5x5 + ReLU + max-pool), linear; Adam, cosine decay, 3 epochs",
+        build_classic,
         Config(epochs=3, batch_size=64, lr=3e-3, optimizer="adam", schedule="cosine"),
     ),
     "seed": Preset(

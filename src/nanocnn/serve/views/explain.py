@@ -34,6 +34,16 @@ FORMULAS = {
         "docs/math.md: Flatten and Dropout",
     ),
     "Softmax": ("p[k] = exp(z[k] − max z) / Σ_j exp(z[j] − max z)", "docs/math.md: Softmax cross-entropy"),
+    "BatchNorm2d": (
+        "out = (x − running_mean[c]) / sqrt(running_var[c] + eps) · weight[c] + bias[c]",
+        "docs/math.md: Batch normalisation",
+    ),
+    "AvgPool2d": (
+        "out[c, oh, ow] = the mean of the window at (oh·SH − PH, ow·SW − PW), zero padding counted",
+        "docs/math.md: Average pooling",
+    ),
+    "AdaptiveAvgPool2d": ("out[c] = the mean of map c", "docs/math.md: Average pooling"),
+    "Residual": ("out = block(x) + shortcut(x)", "docs/math.md: Residual blocks"),
 }
 
 

@@ -21,6 +21,13 @@ FORMULAS = {
     "Linear": ("dx[j] = Σ_k dout[k] · weight[k, j]", "docs/math.md: Linear"),
     "Flatten": ("dx[c, h, w] = dout[(c·H + h)·W + w]", "docs/math.md: Linear"),
     "Dropout": ("dx = dout at inference", "docs/math.md: Flatten and Dropout"),
+    "BatchNorm2d": (
+        "dx = dout · weight[c] / sqrt(running_var[c] + eps) at inference",
+        "docs/math.md: Batch normalisation",
+    ),
+    "AvgPool2d": ("dx[c, i, j] = Σ dout / (KH·KW) over the windows that cover (i, j)", "docs/math.md: Average pooling"),
+    "AdaptiveAvgPool2d": ("dx[c, h, w] = dout[c] / (H·W)", "docs/math.md: Average pooling"),
+    "Residual": ("dx = the block's input gradient + the shortcut's", "docs/math.md: Residual blocks"),
 }
 
 

@@ -117,6 +117,16 @@ function softmax(a) {
 
 function simple(a) {
   const t = a.terms;
+  if (a.kind === "BatchNorm2d") {
+    return [el("p", { className: "term" }, `(${num(t.input)} − ${num(t.mean)}) / sqrt(${num(t.var)} + ${t.eps}) × ${num(t.gamma)} + ${num(t.beta)}`)];
+  }
+  if (a.kind === "AvgPool2d") {
+    const window = decode(t.window), [KH, KW] = window.shape;
+    return [grid(window)(`window at rows ${t.top}.., columns ${t.left}.. (0: padding)`),
+      el("p", { className: "term" }, `their sum / ${KH * KW}`)];
+  }
+  if (a.kind === "AdaptiveAvgPool2d") return [el("p", { className: "term" }, `the sum of the map, ${num(t.sum)}, / ${t.count}`)];
+  if (a.kind === "Residual") return [el("p", { className: "term" }, `block ${num(t.block)} + shortcut ${num(t.shortcut)}`)];
   if (a.kind === "ReLU") return [el("p", { className: "term" }, `max(0, ${num(t.input)})`)];
   if (a.kind === "Flatten") return [el("p", { className: "term" }, `the input at [${t.source.join(", ")}]`)];
   if (a.kind === "Dropout") return [el("p", { className: "term" }, `the input, ${num(t.input)}, passed on`)];
@@ -167,6 +177,16 @@ export function showGradient(panel, a) {
     if (t.rest) parts.push(el("p", { className: "term" }, `${t.rest.count} more: Σ = ${num(t.rest.sum)}`));
   } else if (a.kind === "ReLU") {
     parts.push(el("p", { className: "term" }, `dout ${num(t.grad)} × [x = ${num(t.input)} > 0]`));
+  } else if (a.kind === "BatchNorm2d") {
+    parts.push(el("p", { className: "term" }, `dout ${num(t.grad)} × ${num(t.gamma)} / sqrt(${num(t.var)} + ${t.eps})`));
+  } else if (a.kind === "Residual") {
+    parts.push(el("p", { className: "term" }, `through the block ${num(t.block)} + through the shortcut ${num(t.shortcut)}`));
+  } else if (a.kind === "AdaptiveAvgPool2d") {
+    parts.push(el("p", { className: "term" }, `dout ${num(t.grad)} / ${t.count}`));
+  } else if (a.kind === "AvgPool2d") {
+    const g = decode(t.grads);
+    parts.push(el("p", { className: "term" }, `the ${g.values.length} windows that cover it each hand back their dout ` +
+      `(${[...g.values].slice(0, 16).map(num).join(", ")}) divided by the window's size`));
   } else {
     parts.push(el("p", { className: "term" }, `dout ${num(a.total)}, passed on`));
   }
