@@ -98,24 +98,14 @@ def test_torch_save_files_are_refused_by_content(tmp_path):
 
 
 def torch_builder(torch):
-    """The README's rebuild of a file's "pytorch" metadata, with its Residual module (torch.nn has none)."""
+    """The README's rebuild of a file's "pytorch" metadata, with its Residual module (torch.nn has none): the
+    README's own code, run up to the line that opens the reader's file, so the README cannot drift from this."""
+    from test_readme import python_blocks
 
-    class Residual(torch.nn.Module):
-        def __init__(self, block, shortcut=None):
-            super().__init__()
-            self.block, self.shortcut = block, shortcut
-
-        def forward(self, x):
-            return self.block(x) + (x if self.shortcut is None else self.shortcut(x))
-
-    def build(name, kwargs):
-        if name == "Sequential":
-            return torch.nn.Sequential(*(build(*layer) for layer in kwargs))
-        if name == "Residual":
-            return Residual(build(*kwargs["block"]), kwargs["shortcut"] and build(*kwargs["shortcut"]))
-        return getattr(torch.nn, name)(**kwargs)
-
-    return build
+    block = next(b for b in python_blocks() if "def build(name, kwargs):" in b)
+    namespace = {}
+    exec(compile(block.split("\nspec = ", 1)[0], "README.md", "exec"), namespace)
+    return namespace["build"]
 
 
 def test_batch_norm_pooling_and_residual_blocks_round_trip_with_pytorch(tmp_path):

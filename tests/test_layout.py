@@ -72,7 +72,7 @@ def test_folders_by_concept_and_no_file_too_long():
     top = sorted(p.name for p in SRC.iterdir() if p.suffix == ".py")
     assert top == ["__init__.py", "__main__.py", "plots.py", "validation.py", "version.py"]
     packages = sorted(p.name for p in SRC.iterdir() if (p / "__init__.py").is_file())
-    assert packages == ["backend", "cli", "data", "io", "nn", "parallel", "serve", "train"]
+    assert packages == ["backend", "cli", "data", "exercises", "io", "nn", "parallel", "serve", "train"]
     long = {}
     for path in SRC.rglob("*"):
         if path.suffix in (".py", ".js", ".css", ".html"):
@@ -85,7 +85,7 @@ def test_folders_by_concept_and_no_file_too_long():
 def test_the_readme_map_has_one_line_per_folder():
     readme = (SRC.parent.parent / "README.md").read_text()
     block = readme.split("## How it is built", 1)[1].split("```", 2)[1]
-    for folder in ("nn/", "backend/", "train/", "parallel/", "io/", "data/", "serve/", "cli/"):
+    for folder in ("nn/", "backend/", "train/", "parallel/", "io/", "data/", "serve/", "cli/", "exercises/"):
         lines = [line for line in block.splitlines() if line.strip().startswith(folder)]
         assert len(lines) == 1, (folder, lines)
 
