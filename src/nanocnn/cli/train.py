@@ -1,9 +1,12 @@
 """`nanocnn train`: its options are the fields of ``Config``, with their help, types and defaults."""
 
 import argparse
+import sys
+import time
 from dataclasses import fields
 
 from ..train.config import Config, option
+from ..validation import UserError, check_int
 from .common import parse_float, parse_int
 
 KINDS = {int: parse_int, float: parse_float, str: str}
@@ -29,6 +32,7 @@ def register(sub):
         text = meta["help"] + (f" (default: {default})" if default else "")
         if f.name == "preset":
             text = f"{meta['help']}: {', '.join(PRESETS)} (default: {meta['fallback']})"
+        text = text.replace("%", "%%")  # argparse formats help with %
         if meta["kind"] is bool:
             t.add_argument(f"--{option(f.name)}", action=argparse.BooleanOptionalAction, help=text)
         else:
@@ -43,6 +47,20 @@ def register(sub):
         help="be one rank of an MPI job: mpiexec -n K nanocnn train --distributed [options] trains on K "
         "processes or machines, to the same weights as one process (needs pip install 'nanocnn[mpi]')",
     )
+    live = t.add_argument_group("watching the run in a browser")
+    live.add_argument(
+        "--live",
+        action="store_true",
+        help="serve a page that shows the training as it happens: the loss, accuracy on a probe of test "
+        "images, the first layer's filters, test digits and their predictions (same weights as without)",
+    )
+    live.add_argument("--host", default="127.0.0.1", help="--live: address to listen on (default: 127.0.0.1)")
+    live.add_argument("--port", type=parse_int, default=8000, help="--live: port (default: 8000; 0: any free port)")
+    live.add_argument(
+        "--keep-serving",
+        action="store_true",
+        help="--live: keep the page up after training, until Ctrl-C (default: stop when training ends)",
+    )
 
 
 def run(args):
@@ -56,17 +74,66 @@ def run(args):
 
 
 def train(config, args, world=None):
-    """fit, then the closing lines (rank 0 only: the other ranks of an MPI job print nothing)."""
+    """fit, then the closing lines (rank 0 only: the other ranks of an MPI job print nothing). With --live,
+    rank 0 listens first (a port in use fails before anything is trained) and serves the page meanwhile."""
     from ..parallel import LOCAL
-    from ..plots import curves_if_available
+    from ..serve.live import stop_server
     from ..train import fit
 
     world = world or LOCAL
-    model, run, test_acc = fit(
-        config, out=args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.no_progress, world=world
-    )
-    if not world.is_root:
-        return
+    listening = {}  # rank 0's Live and server (objects no other rank needs: on_root shares only the outcome)
+    if args.live:
+        world.on_root(lambda: bool(listening.update(zip(("live", "server"), listen(args)))))
+    live, server = listening.get("live"), listening.get("server")
+    try:
+        model, run, test_acc = fit(
+            config,
+            out=args.out,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            progress=not args.no_progress,
+            world=world,
+            watch=live,
+        )
+        if world.is_root:
+            closing_lines(run, test_acc)
+        if server is not None and args.keep_serving:
+            print(f"training done; the page stays up at {server.url(args.host)} until Ctrl-C", flush=True)
+            wait_for_ctrl_c()
+    except BaseException:
+        if server is not None:  # Ctrl-C or an error: stop at once
+            stop_server(server, live, grace=0)
+        raise
+    if server is not None:  # a watching page gets the final state first
+        stop_server(server, live)
+
+
+def listen(args):
+    from ..serve.live import start_server
+    from ..serve.server import exposure_warning
+
+    check_int(args.port, "--port", 0, 65535)
+    if not args.host.strip():
+        raise UserError("--host must be an address or a name, such as 127.0.0.1 or 0.0.0.0, got ''")
+    live, server = start_server(args.host, args.port)
+    warning = exposure_warning(args.host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+    print(f"watching on {server.url(args.host)}", flush=True)
+    return live, server
+
+
+def wait_for_ctrl_c():
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopped", file=sys.stderr, flush=True)
+
+
+def closing_lines(run, test_acc):
+    from ..plots import curves_if_available
+
     print(f"saved {run.model_path}")
     curves = curves_if_available(run.path)
     if curves:

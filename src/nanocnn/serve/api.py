@@ -61,8 +61,9 @@ class Samples:
 class Api:
     """What the routes answer; the model (eval mode) is shared and never changed."""
 
-    def __init__(self, model, meta, name, samples=None, threads=1):
+    def __init__(self, model, meta, name, samples=None, threads=1, curves=None):
         self.model = model.eval()
+        self.learning_curves = curves  # {"source": "run/metrics.csv", "metrics": {column: [value per epoch]}}
         self.input_shape = tuple(meta["input_shape"])
         self.num_classes = int(meta["num_classes"])
         self.name = name
@@ -91,6 +92,10 @@ class Api:
             if s is None
             else {"source": s.source, "count": len(s.labels), "mistakes": len(s.mistakes), "accuracy": s.accuracy},
         }
+
+    def curves(self):
+        """GET /api/curves: the run's learning curves from its metrics.csv, or null when the model has none."""
+        return {"curves": self.learning_curves}
 
     def predict(self, request):
         """POST /api/predict: the prediction for a drawing, and the views it asks for (default: all)."""

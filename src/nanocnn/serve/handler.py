@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler
 from ..validation import UserError, one_line, reject_constant
 from .api import ApiError
 from .log import log, printable
-from .routes import API, EMPTY, JSON_TYPE, method_of
+from .routes import EMPTY, JSON_TYPE, method_of
 
 MAX_BODY = 2**20  # bytes of a POST body; larger gets 413 before a byte of it is read
 TIMEOUT = 10  # seconds a client may take for each read or write, and for a whole request body
@@ -89,13 +89,13 @@ class Handler(BaseHTTPRequestHandler):
                 f"(use {self.server.url('127.0.0.1')})",
             )
         path, _, query = self.path.partition("?")
-        allowed = method_of(path, self.server.pages)
+        allowed = method_of(path, self.server.pages, self.server.routes)
         if allowed is None:
             raise ApiError(404, f"no such page: {printable(path, 60)}")
         method = "GET" if self.command == "HEAD" else self.command
         if method != allowed:
             raise ApiError(405, f"{path} takes {allowed}, not {printable(self.command, 20)}")
-        route = API.get(path)
+        route = self.server.routes.get(path)
         if query and not (route and route.query):
             raise UserError(f"{path} takes no query string, got {printable(query, 60)!r}")
         if path in self.server.pages:
@@ -105,7 +105,8 @@ class Handler(BaseHTTPRequestHandler):
             return 204, b"", None
         answer = getattr(self.server.api, route.answer)
         args = (self.read_json(),) if route.method == "POST" else (query,) if route.query else ()
-        return 200, to_json(answer(*args)), JSON_TYPE
+        result = answer(*args)
+        return 200, result if isinstance(result, bytes) else to_json(result), JSON_TYPE  # bytes: JSON already
 
     def read_json(self):
         """The POST body as JSON, checked in this order: Origin 403, length 411/400/413, type 415, JSON 400."""
@@ -168,7 +169,8 @@ class Handler(BaseHTTPRequestHandler):
         path = getattr(self, "path", "").partition("?")[0]  # unset when the request line was malformed
         self.send_header("Cache-Control", "no-cache" if path in self.server.pages and status == 200 else "no-store")
         if status == 405:
-            self.send_header("Allow", "GET, HEAD" if method_of(path, self.server.pages) == "GET" else "POST")
+            allowed = method_of(path, self.server.pages, self.server.routes)
+            self.send_header("Allow", "GET, HEAD" if allowed == "GET" else "POST")
         if status != 204:
             self.send_header("Content-Length", str(len(body)))
         if status >= 400:
@@ -203,6 +205,8 @@ class Handler(BaseHTTPRequestHandler):
         pass  # answer() logs each request once, with its time
 
     def log_message(self, format, *args):
+        if self.server.quiet and format.startswith("Request timed out"):
+            return  # an idle keep-alive connection closed: routine, and the live page's terminal is the run's
         log(f"{self.client_address[0]} {printable(format % args)}")
 
 

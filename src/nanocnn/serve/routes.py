@@ -1,8 +1,9 @@
-"""Every path the server answers, in one table: the page's files and the JSON API. Nothing else is served.
+"""Every path the servers answer, in one table each: the page's files and the JSON API. Nothing else is served.
 
-The page's files are the package's ``web/`` folder, read once at start (never a path from a request).
-An API route names its method, whether it takes a query string, and the ``Api`` method that answers it:
-adding an endpoint is one line here and one method in api.py.
+The page's files are the package's ``web/`` folder, read once at start (never a path from a request); "/" is
+the server's own page (index.html for `nanocnn serve`, live.html for `nanocnn train --live`).
+An API route names its method, whether it takes a query string, and the method of the server's API object
+that answers it: adding an endpoint is one line here and one method in api.py (or live.py).
 """
 
 from dataclasses import dataclass
@@ -33,12 +34,17 @@ API = {
     "/api/backward": Route("POST", "backward"),
     "/api/teach": Route("POST", "teach"),
     "/api/geometry": Route("GET", "geometry", query=True),
+    "/api/curves": Route("GET", "curves"),
+}
+LIVE = {  # `nanocnn train --live`: the state of the run, and the fixed test digits it shows
+    "/api/live": Route("GET", "state"),
+    "/api/live/digits": Route("GET", "digits"),
 }
 EMPTY = {"/favicon.ico"}  # answered 204, no body: browsers ask for it
 
 
-def read_pages():
-    """path -> (bytes, content type) for every file of the page: "/" for index.html, "/<name>" for the others."""
+def read_pages(index="index.html"):
+    """path -> (bytes, content type) for every file of the page: "/" for ``index``, "/<name>" for the others."""
     pages = {}
 
     def walk(folder, prefix):
@@ -46,15 +52,17 @@ def read_pages():
             if item.is_dir():
                 walk(item, f"{prefix}{item.name}/")
             elif "." + item.name.rpartition(".")[2] in TYPES:
-                path = "/" if prefix + item.name == "/index.html" else prefix + item.name
+                if item.name.endswith(".html") and prefix + item.name != f"/{index}":
+                    continue  # the other server's page
+                path = "/" if prefix + item.name == f"/{index}" else prefix + item.name
                 pages[path] = (item.read_bytes(), TYPES["." + item.name.rpartition(".")[2]])
 
     walk(resources.files("nanocnn.serve").joinpath("web"), "/")
     return pages
 
 
-def method_of(path, pages):
+def method_of(path, pages, routes):
     """The one method a path takes ("GET" for the page's files), or None for a path that is not served."""
     if path in pages or path in EMPTY:
         return "GET"
-    return API[path].method if path in API else None
+    return routes[path].method if path in routes else None

@@ -16,7 +16,7 @@ from ..backend.blas import single_thread
 from ..validation import UserError
 from .handler import Handler
 from .log import log
-from .routes import read_pages
+from .routes import API, read_pages
 
 
 def is_loopback(host):
@@ -50,10 +50,10 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True  # requests still running do not hold up the exit
     request_queue_size = 64
 
-    def __init__(self, host, port, api=None, quiet=False):
+    def __init__(self, host, port, api=None, quiet=False, routes=API, index="index.html"):
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         super().__init__((host, port), Handler)
-        self.api, self.quiet, self.pages = api, quiet, read_pages()
+        self.api, self.quiet, self.routes, self.pages = api, quiet, routes, read_pages(index)
         self.port = self.server_address[1]
         names = {"127.0.0.1", "localhost", "[::1]", bracketed(host.lower())}
         self.hosts = {f"{name}:{self.port}" for name in names} | (names if self.port == 80 else set())

@@ -9,12 +9,13 @@ import inspect
 import math
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 from tqdm import tqdm
 
-from ..data import Dataset, batches, load_dataset
+from ..data import Dataset, augment, batches, load_dataset
 from ..nn import OPTIMIZERS, SCHEDULES, Sequential, softmax_cross_entropy
 from ..nn.optim import Optimizer
 from ..parallel import LOCAL, DataParallel, training_parts
@@ -75,10 +76,11 @@ def train_step(model, x, y, weight=1.0):
     return logits, loss
 
 
-def train_epoch(training: Training, parallel: DataParallel, epoch: int, progress=True):
+def train_epoch(training: Training, parallel: DataParallel, epoch: int, progress=True, watch=None):
     """One pass over the training split (epoch counts from 1). Returns (mean loss, accuracy).
 
-    ``parallel`` (an open DataParallel of the model) runs the parts of each batch in threads.
+    ``parallel`` (an open DataParallel of the model) runs the parts of each batch in threads; ``watch`` (a
+    serve.live.Live, or None) looks at the model after each optimizer step.
     """
     config, model, optimizer, split = training.config, training.model, training.optimizer, training.data.train
     schedule, total_steps = SCHEDULES[config.schedule], training.steps_per_epoch * config.epochs
@@ -97,13 +99,17 @@ def train_epoch(training: Training, parallel: DataParallel, epoch: int, progress
     )
     for idx in batches(n, config.batch_size, training.rng if config.shuffle else None):
         x, y = split.images[idx], split.labels[idx]  # batch
+        x = augment(x, training.rng) if config.augment else x
         optimizer.lr = schedule(config.lr, step, total_steps)
         results = parallel.forward_backward(train_step, x, y)  # forward, loss, backward; parts in threads
         optimizer.step()  # step
         optimizer.zero_grad()  # zero_grad
         step += 1
         seen += len(idx)  # log
-        loss_sum += sum(loss * len(logits) for logits, loss in results)
+        batch_loss = sum(loss * len(logits) for logits, loss in results)
+        loss_sum += batch_loss
+        if watch is not None:
+            watch.step(model, step, batch_loss / len(idx), optimizer.lr, len(idx))
         correct += int((np.concatenate([logits for logits, _ in results]).argmax(axis=1) == y).sum())
         if bar.update(len(idx)):
             rate = seen / (time.perf_counter() - start)
@@ -124,17 +130,18 @@ def start(config, out, resume, overwrite, world):
     return run, training
 
 
-def fit(config, out=None, resume=False, overwrite=False, progress=True, log=print, world=LOCAL):
+def fit(config, out=None, resume=False, overwrite=False, progress=True, log=print, world=LOCAL, watch=None):
     """Train a model as ``config`` says, writing checkpoints and metrics into a run folder.
 
     Returns (model, run, final test accuracy). Every setting is checked before anything is written.
     ``world`` is the processes training together (``parallel.mpi.connect()`` in an MPI job): each computes
     its share of every batch and of the evaluation, and only rank 0 writes, logs and shows progress.
+    ``watch`` (`nanocnn train --live`: a serve.live.Live, rank 0's only) is shown the model between steps.
     """
     run, training = start(config, out, resume, overwrite, world)
     config, data, model = training.config, training.data, training.model
     threads = world.threads(config.threads)  # the machine's, not the run's: never saved
-    log, progress = (log, progress) if world.is_root else (quiet, False)
+    log, progress, watch = (log, progress, watch) if world.is_root else (quiet, False, None)
     log(str(config))
     log(
         f"data: {data.source}: {len(data.train.labels):,} training and {len(data.test.labels):,} test images "
@@ -145,11 +152,15 @@ def fit(config, out=None, resume=False, overwrite=False, progress=True, log=prin
         f"run folder {run.path}; {world.describe(threads)}"
     )
     test_acc = training.metrics[-1]["test_acc"] if training.metrics else None
-    busy = max(1, min(threads, len(world.share(len(training_parts(config.batch_size))))))  # threads with a part
-    with DataParallel(model, busy, world) as parallel:
+    parts = training_parts(config.batch_size, config.part_size)
+    busy = max(1, min(threads, len(world.share(len(parts)))))  # threads with a part to run
+    with DataParallel(model, busy, world, config.part_size) as parallel, watching(watch, model):
+        if watch is not None:
+            steps = training.steps_per_epoch
+            watch.begin(training, run, training.epochs_done * steps, config.epochs * steps, threads)
         for epoch in range(training.epochs_done + 1, config.epochs + 1):
             t0 = time.perf_counter()
-            train_loss, train_acc = train_epoch(training, parallel, epoch, progress)
+            train_loss, train_acc = train_epoch(training, parallel, epoch, progress, watch)
             test_loss, test_acc, _ = evaluate(model, data.test, threads, world)
             seconds = time.perf_counter() - t0
             training.metrics.append(
@@ -168,9 +179,25 @@ def fit(config, out=None, resume=False, overwrite=False, progress=True, log=prin
                 f"epoch {epoch}/{config.epochs}  train loss {train_loss:.4f}  train acc {train_acc:.4f}  "
                 f"test loss {test_loss:.4f}  test acc {test_acc:.4f}  {seconds:.1f} s"
             )
+            if watch is not None:
+                watch.epoch(model, training.metrics[-1])
     if test_acc is None:
         test_acc = evaluate(model, data.test, threads, world)[1]
     return model, run, test_acc
+
+
+@contextmanager
+def watching(watch, model):
+    """Tell ``watch`` how the run ended: "done", or "stopped" by Ctrl-C or an error (then re-raised)."""
+    if watch is None:
+        yield
+        return
+    try:
+        yield
+    except BaseException:
+        watch.end(model, "stopped")
+        raise
+    watch.end(model, "done")
 
 
 def quiet(*args, **kwargs):

@@ -6,6 +6,7 @@ import { api, busy, decode, showStatus } from "./api.js";
 import { el } from "./dom.js";
 import * as pad from "./pad.js";
 import * as backward from "./views/backward.js";
+import * as curves from "./views/curves.js";
 import { showValue } from "./views/explain.js";
 import * as input from "./views/input.js";
 import * as layers from "./views/layers.js";
@@ -148,6 +149,7 @@ async function start() {
   pad.setUp(onStroke);
   layers.setUp({ onPick: explain });
   playground.setUp();
+  curves.setUp();
   clearViews();
   try {
     const info = await api("/api/info");
