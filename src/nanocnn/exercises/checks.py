@@ -68,3 +68,12 @@ def compare(got, expected, mistakes, what, where, tol=1e-7):
 
 def right(name, count, what):
     return Verdict(True, f"{name} matches nanocnn's reference on all {count} cases ({what})")
+
+
+def over_cases(check_case, learner, cases, name, what):
+    """The first case's Verdict where ``check_case(learner, case, seed)`` finds something wrong, else "right"."""
+    for seed, case in enumerate(cases):
+        verdict = check_case(learner, case, seed)
+        if verdict is not None:
+            return verdict
+    return right(name, len(cases), what)

@@ -9,7 +9,7 @@ The learner's functions take ints for stride and padding (the same along rows an
 import numpy as np
 
 from ..nn import reference
-from .checks import Verdict, as_array, call, compare, right
+from .checks import Verdict, as_array, call, compare, over_cases, right
 
 # (N, C, F, H, W, K, S, P): stride 1 first, so a mistake that only shows with a stride is named as such
 CASES = [
@@ -78,10 +78,7 @@ def check_output_size(output_size) -> Verdict:
 
 def check_conv2d_forward(conv2d) -> Verdict:
     """conv2d(x, weight, bias, stride, padding) -> out (N, F, OH, OW), checked on CASES."""
-    for seed, case in enumerate(CASES):
-        if (verdict := forward_case(conv2d, case, seed)) is not None:
-            return verdict
-    return right("conv2d", len(CASES), "strides 1-3, padding 0-2, kernels 1-5, non-square images")
+    return over_cases(forward_case, conv2d, CASES, "conv2d", "strides 1-3, padding 0-2, kernels 1-5, non-square images")
 
 
 def forward_case(conv2d, case, seed):
@@ -135,10 +132,8 @@ def kernel_gradient_without_stride(x, weight, dout, P):
 
 def check_conv2d_backward(conv2d_backward) -> Verdict:
     """conv2d_backward(x, weight, dout, stride, padding) -> (dx, dweight, dbias), checked on CASES."""
-    for seed, case in enumerate(CASES):
-        if (verdict := backward_case(conv2d_backward, case, seed)) is not None:
-            return verdict
-    return right("conv2d_backward", len(CASES), "dx, dweight and dbias; strides 1-3, padding 0-2")
+    what = "dx, dweight and dbias; strides 1-3, padding 0-2"
+    return over_cases(backward_case, conv2d_backward, CASES, "conv2d_backward", what)
 
 
 def backward_case(conv2d_backward, case, seed):

@@ -4,7 +4,7 @@ learner's own, written to the README's contract), batch norm's forward pass, and
 import numpy as np
 
 from ..nn import SGD, Conv2d, Flatten, Linear, ReLU, Sequential, reference, softmax_cross_entropy
-from .checks import Verdict, call, close, compare, right
+from .checks import Verdict, call, close, compare, over_cases, right
 
 
 def numerical(f, x, eps=1e-6):
@@ -79,10 +79,8 @@ BN_CASES = [(4, 3, 5, 5), (2, 2, 3, 4), (8, 1, 2, 2), (1, 4, 6, 6)]
 def check_batch_norm_forward(batch_norm) -> Verdict:
     """batch_norm(x (N, C, H, W), gamma (C,), beta (C,), eps) -> out: training mode, the batch's own statistics
     per channel over (N, H, W), the variance biased (divided by the count), as BatchNorm2d normalises."""
-    for seed, shape in enumerate(BN_CASES):
-        if (verdict := batch_norm_case(batch_norm, shape, seed)) is not None:
-            return verdict
-    return right("batch_norm", len(BN_CASES), "per channel over (N, H, W), one example alone too")
+    what = "per channel over (N, H, W), one example alone too"
+    return over_cases(batch_norm_case, batch_norm, BN_CASES, "batch_norm", what)
 
 
 def batch_norm_case(batch_norm, shape, seed, eps=0.01):

@@ -5,7 +5,7 @@ cell that was its maximum, the first one in row-major order when several tie (as
 import numpy as np
 
 from ..nn import reference
-from .checks import Verdict, call, compare, right
+from .checks import Verdict, call, compare, over_cases
 
 # (N, C, H, W, K, S): ties on every case (small integers), overlapping windows (S < K) and gaps (S > K)
 CASES = [
@@ -52,10 +52,8 @@ def loop(x, dout, K, S, pick="first", add=True, step=None):
 
 def check_maxpool2d_backward(maxpool2d_backward) -> Verdict:
     """maxpool2d_backward(x, dout, kernel, stride) -> dx (N, C, H, W), checked on CASES."""
-    for seed, case in enumerate(CASES):
-        if (verdict := pool_case(maxpool2d_backward, case, seed)) is not None:
-            return verdict
-    return right("maxpool2d_backward", len(CASES), "tied maxima, overlapping windows, strides larger than the kernel")
+    what = "tied maxima, overlapping windows, strides larger than the kernel"
+    return over_cases(pool_case, maxpool2d_backward, CASES, "maxpool2d_backward", what)
 
 
 def pool_case(maxpool2d_backward, case, seed):

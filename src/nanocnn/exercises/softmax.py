@@ -4,7 +4,7 @@ over the batch of -log softmax(logits[n])[labels[n]], and its gradient (softmax 
 import numpy as np
 
 from ..nn import reference
-from .checks import Verdict, as_array, call, compare, right
+from .checks import Verdict, as_array, call, compare, over_cases
 
 # (N, classes, spread, offset of the logits): the last two have logits near 1000 and -800, where exp overflows
 # to inf and underflows to 0
@@ -18,10 +18,8 @@ def softmax(logits):
 
 def check_softmax_cross_entropy(softmax_cross_entropy) -> Verdict:
     """softmax_cross_entropy(logits (N, K), labels (N,)) -> (loss, dlogits (N, K)), checked on CASES."""
-    for seed, case in enumerate(CASES):
-        if (verdict := softmax_case(softmax_cross_entropy, case, seed)) is not None:
-            return verdict
-    return right("softmax_cross_entropy", len(CASES), "the loss and its gradient, also for logits near 1000 and -800")
+    what = "the loss and its gradient, also for logits near 1000 and -800"
+    return over_cases(softmax_case, softmax_cross_entropy, CASES, "softmax_cross_entropy", what)
 
 
 def softmax_case(softmax_cross_entropy, case, seed):
