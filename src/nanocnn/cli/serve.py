@@ -84,22 +84,22 @@ def make_api(args, model, meta):
     path = model_file(args.model)  # shown as "run/model.npz" or "model.npz": no full path
     folder = os.path.basename(os.path.dirname(os.path.abspath(path)))
     name = f"{folder}/{os.path.basename(path)}" if os.path.isdir(args.model) else os.path.basename(path)
-    return Api(model, meta, name, samples, threads, learning_curves(path, folder))
+    return Api(model, meta, name, samples, threads, learning_curves(path))
 
 
-def learning_curves(path, folder):
+def learning_curves(path):
     """The metrics.csv beside a model file (a run folder's), as the page's curves; None without one."""
     from ..plots import read_metrics
 
-    metrics_path = os.path.join(os.path.dirname(os.path.abspath(path)), "metrics.csv")
-    if not os.path.isfile(metrics_path):
+    run_dir = os.path.dirname(os.path.abspath(path))
+    if not os.path.isfile(os.path.join(run_dir, "metrics.csv")):
         return None
     try:
-        metrics = read_metrics(os.path.dirname(os.path.abspath(path)))
+        metrics = read_metrics(run_dir)
     except UserError as e:
         print(f"note: no learning curves: {e}", file=sys.stderr)
         return None
     if not metrics or len(metrics.get("epoch", ())) == 0:
         return None
     columns = {k: [float(v) if math.isfinite(v) else None for v in values] for k, values in metrics.items()}
-    return {"source": f"{folder}/metrics.csv", "metrics": columns}
+    return {"source": f"{os.path.basename(run_dir)}/metrics.csv", "metrics": columns}

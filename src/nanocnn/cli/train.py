@@ -77,7 +77,6 @@ def train(config, args, world=None):
     """fit, then the closing lines (rank 0 only: the other ranks of an MPI job print nothing). With --live,
     rank 0 listens first (a port in use fails before anything is trained) and serves the page meanwhile."""
     from ..parallel import LOCAL
-    from ..serve.live import stop_server
     from ..train import fit
 
     world = world or LOCAL
@@ -85,6 +84,8 @@ def train(config, args, world=None):
     if args.live:
         world.on_root(lambda: bool(listening.update(zip(("live", "server"), listen(args)))))
     live, server = listening.get("live"), listening.get("server")
+    if server is not None:
+        from ..serve.live import stop_server
     try:
         model, run, test_acc = fit(
             config,

@@ -30,7 +30,7 @@ class Live:
 
     def __init__(self):
         self.lock = threading.Lock()
-        self.version, self.document = 0, b'{"status":"starting"}'
+        self.document = b'{"status":"starting"}'  # the state as JSON, what every client gets
         self.last_read = -np.inf  # when a page last asked for the state (time.monotonic)
         self.status = "starting"
         self.loss, self.probe, self.epochs, self.filters = [], [], [], None
@@ -145,7 +145,6 @@ class Live:
             "filters": self.filters,
             "digits": {"predicted": self.predicted, "confidence": self.confidence},
         }
-        self.version += 1
         self.document = json.dumps(state, separators=(",", ":"), allow_nan=False).encode()
 
 
@@ -156,17 +155,14 @@ class LiveApi:
         self.live = live
 
     def state(self):
+        """The published document, as it is: bytes, which the handler sends without encoding them again."""
         with self.live.lock:
             self.live.last_read = time.monotonic()
-            return RawJson(self.live.document)
+            return self.live.document
 
     def digits(self):
         with self.live.lock:
             return self.live.digits or {"shape": [], "images": [], "labels": []}
-
-
-class RawJson(bytes):
-    """JSON already encoded: the handler sends these bytes as they are."""
 
 
 def start_server(host, port):

@@ -169,6 +169,26 @@ def softmax_terms(trace, k):
     )
 
 
+def answer(index, kind, position, value, formulas, terms=None, total=None, **named):
+    """An /api/explain answer (value or gradient): the number, and, when the layer explains it (``terms`` given),
+    its terms, their total and the formula with its section of docs/math.md; ``named``: what else the kind of
+    answer names (the layer's description, or the layer the gradient came back through and the label)."""
+    explained = terms is not None
+    formula, math_section = formulas.get(kind, (None, None)) if explained else (None, None)
+    return {
+        "layer": index,
+        "kind": kind,
+        **named,
+        "position": list(position),
+        "value": value,
+        "total": total,
+        "explained": explained,
+        "terms": terms,
+        "formula": formula,
+        "math": math_section,
+    }
+
+
 def explain_value(trace, index, position):
     """The answer of /api/explain for output ``position`` of layer ``index`` (len(layers): the softmax)."""
     layers = trace.model.layers
@@ -181,31 +201,8 @@ def explain_value(trace, index, position):
         kind, description, value = type(layer).__name__, layer.short_repr(), float(trace.outputs[index][position])
         explain = layer.declared("explain")
         if explain is None:
-            return {
-                "layer": index,
-                "kind": kind,
-                "description": description,
-                "position": list(position),
-                "value": value,
-                "total": None,
-                "explained": False,
-                "terms": None,
-                "formula": None,
-                "math": None,
-            }
+            return answer(index, kind, position, value, FORMULAS, description=description)
         e = explain(trace.inputs[index], position)
         total = float(e["total"])
         terms = SHOW.get(kind, other)(layer, e, trace, index, position)
-    formula, math_section = FORMULAS.get(kind, (None, None))
-    return {
-        "layer": index,
-        "kind": kind,
-        "description": description,
-        "position": list(position),
-        "value": value,
-        "total": total,
-        "explained": True,
-        "terms": terms,
-        "formula": formula,
-        "math": math_section,
-    }
+    return answer(index, kind, position, value, FORMULAS, terms, total, description=description)

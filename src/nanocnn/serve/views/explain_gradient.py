@@ -8,7 +8,7 @@ shows, for the loss instead of one logit).
 
 import numpy as np
 
-from .explain import plain, ranked
+from .explain import answer, plain, ranked
 
 FORMULAS = {
     "loss": ("dL/dz[k] = p[k] − (1 if k is the label else 0)", "docs/math.md: Softmax cross-entropy"),
@@ -86,33 +86,8 @@ def explain_gradient(trace, index, position, label):
         kind, by = type(after).__name__, after.short_repr()
         explain = after.declared("explain_backward")
         if explain is None:
-            return {
-                "layer": index,
-                "by": by,
-                "kind": kind,
-                "position": list(position),
-                "value": value,
-                "total": None,
-                "explained": False,
-                "terms": None,
-                "formula": None,
-                "math": None,
-                "label": label,
-            }
+            return answer(index, kind, position, value, FORMULAS, by=by, label=label)
         e = explain(trace.inputs[index + 1], trace.output_grads[index + 1], position)
         total = float(e["total"])
         terms = SHOW[kind](e) if kind in SHOW else {k: plain(v) for k, v in e.items() if k != "total"}
-    formula, math_section = FORMULAS.get(kind, (None, None))
-    return {
-        "layer": index,
-        "by": by,
-        "kind": kind,
-        "position": list(position),
-        "value": value,
-        "total": total,
-        "explained": True,
-        "terms": terms,
-        "formula": formula,
-        "math": math_section,
-        "label": label,
-    }
+    return answer(index, kind, position, value, FORMULAS, terms, total, by=by, label=label)
