@@ -58,7 +58,10 @@ def test_the_notebook_runs_and_its_checks_answer(path, tmp_path, monkeypatch):
             name = cell.metadata["exercise"]
             check = next(j for j in range(i + 1, len(nb.cells)) if nb.cells[j].cell_type == "code")
             nb.cells.append(
-                nbformat.v4.new_code_cell(f"import solutions\n{name} = {SOLUTION.get(name, f'solutions.{name}')}")
+                nbformat.v4.new_code_cell(  # by path: a notebook may have changed its working folder
+                    f"import sys\nsys.path.insert(0, {str(TUTORIAL)!r})\nimport solutions\n"
+                    f"{name} = {SOLUTION.get(name, f'solutions.{name}')}"
+                )
             )
             nb.cells.append(nbformat.v4.new_code_cell(nb.cells[check].source))
             checks.append((check, len(nb.cells) - 1))

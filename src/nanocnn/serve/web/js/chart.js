@@ -17,7 +17,7 @@ function ticks(lo, hi, count = 5) {
 const label = (v) => (Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(0) : `${+v.toPrecision(3)}`);
 
 // series: [{label, points: [[x, y], ...], colour: "--accent" or a CSS colour, dashed, dots}];
-// options: {xLabel, yLabel, log (y on a log scale), yMin, yMax, xMax}. Draws at the canvas's CSS size.
+// options: {xLabel, yLabel, log (y on a log scale), yMin, yMax, xMin (default 0), xMax, wholeX (label whole x values only)}. Draws at the canvas's CSS size.
 export function lineChart(canvas, series, options = {}) {
   const ratio = window.devicePixelRatio || 1;
   const width = canvas.clientWidth || 320, height = canvas.clientHeight || 180;
@@ -37,7 +37,7 @@ export function lineChart(canvas, series, options = {}) {
     return;
   }
   const xs = points.map(([x]) => x), ys = points.map(([, y]) => f(y));
-  const x0 = Math.min(0, ...xs), x1 = Math.max(options.xMax ?? 0, ...xs, x0 + 1);
+  const x0 = Math.min(options.xMin ?? 0, ...xs), x1 = Math.max(options.xMax ?? 0, ...xs, x0 + 1);
   let y0 = options.yMin !== undefined ? f(options.yMin) : Math.min(...ys);
   let y1 = options.yMax !== undefined ? f(options.yMax) : Math.max(...ys);
   if (y1 - y0 < 1e-9) { y0 -= 0.5; y1 += 0.5; }
@@ -56,7 +56,7 @@ export function lineChart(canvas, series, options = {}) {
     c.fillText(label(t), 4, Y(t) + 4);
   }
   for (const t of ticks(x0, x1, 5)) {
-    c.fillText(label(t), X(t) - 6, height - bottom + 14);
+    if (!options.wholeX || Number.isInteger(t)) c.fillText(label(t), X(t) - 6, height - bottom + 14);
   }
   c.fillStyle = text;
   if (options.xLabel) c.fillText(options.xLabel, width - right - c.measureText(options.xLabel).width, height - 4);

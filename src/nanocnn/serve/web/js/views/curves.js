@@ -17,8 +17,8 @@ function draw() {
     { label: "train", points: at("train_acc"), colour: "--accent", dots: true },
     { label: "test", points: at("test_acc"), colour: "#e07b2f", dots: true },
   ];
-  lineChart($("curves-loss"), loss, { log: true, xLabel: "epoch" });
-  lineChart($("curves-accuracy"), accuracy, { xLabel: "epoch", yMax: 1 });
+  lineChart($("curves-loss"), loss, { log: true, xLabel: "epoch", xMin: 1, wholeX: true });
+  lineChart($("curves-accuracy"), accuracy, { xLabel: "epoch", yMax: 1, xMin: 1, wholeX: true });
   legend($("curves-loss-legend"), loss);
   legend($("curves-accuracy-legend"), accuracy);
   const last = m.epoch.length - 1;
