@@ -22,10 +22,9 @@ import time
 import numpy as np
 
 import nanocnn as nc
-from bench_train import to_torch, torch
+from bench_train import epoch_nanocnn, epoch_torch, to_torch, torch
 from nanocnn.backend.blas import single_thread
 from nanocnn.data import batches, load_dataset
-from nanocnn.parallel import DataParallel
 from nanocnn.train import train_step
 from nanocnn.train.config import Config
 from nanocnn.train.presets import PRESETS, resolve
@@ -150,28 +149,15 @@ def ours_steps(model, optimizer, data, order, threads, part):
         return result
 
     switches = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
-    start = time.perf_counter()
-    with DataParallel(model, threads, part=part) as parallel:
-        for idx in order:
-            parallel.forward_backward(step, data.images[idx], data.labels[idx])
-            optimizer.step()
-            optimizer.zero_grad()
-    elapsed = time.perf_counter() - start
+    elapsed = epoch_nanocnn(model, optimizer, data.images, data.labels, order, threads, part, step)
     switches = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - switches
     return elapsed / len(order) * 1e3, max(0.0, statistics.mean(waits) * 1e3), switches / len(order)
 
 
 def theirs_steps(model, optimizer, data, order, threads):
+    """PyTorch's ms per step on ``threads`` threads (bench_train's epoch loop over ``order``)."""
     torch.set_num_threads(threads)
-    x, y = torch.from_numpy(data.images), torch.from_numpy(data.labels)
-    start = time.perf_counter()
-    for idx in order:
-        i = torch.from_numpy(idx)
-        loss = torch.nn.functional.cross_entropy(model(x[i]), y[i])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    return (time.perf_counter() - start) / len(order) * 1e3
+    return epoch_torch(model, optimizer, data.images, data.labels, order) / len(order) * 1e3
 
 
 def scaling(model, theirs, settings, data, steps, rounds=5):

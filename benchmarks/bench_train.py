@@ -91,12 +91,12 @@ def to_torch(model):
     return theirs
 
 
-def epoch_nanocnn(model, optimizer, images, labels, order, threads, part):
+def epoch_nanocnn(model, optimizer, images, labels, order, threads, part, step=train_step):
     """nanocnn's own training path: each batch's parts (``part`` images at least) in ``threads`` threads."""
     start = time.perf_counter()
     with DataParallel(model, threads, part=part) as parallel:
         for idx in order:
-            parallel.forward_backward(train_step, images[idx], labels[idx])
+            parallel.forward_backward(step, images[idx], labels[idx])
             optimizer.step()
             optimizer.zero_grad()
     return time.perf_counter() - start
