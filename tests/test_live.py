@@ -72,6 +72,16 @@ def test_the_probe_sees_the_weights_of_the_step_it_names(tmp_path, monkeypatch):
     assert {s: a for s, a in state["probe"] if s > 0} == seen
 
 
+def test_a_test_split_smaller_than_the_grid_shows_the_digits_it_has(tmp_path):
+    watch = Live()
+    train(tmp_path, "few", watch, epochs=1, limit_test=20)
+    state = json.loads(watch.document)
+    assert len(watch.digits["images"]) == len(watch.digits["labels"]) == 20 < live_module.DIGITS
+    assert len(state["digits"]["predicted"]) == len(state["digits"]["confidence"]) == 20
+    assert all(0.1 <= c <= 1 for c in state["digits"]["confidence"])  # a highest of 10 probabilities
+    assert state["status"] == "done" and state["probe"][-1][1] == state["epoch_metrics"][-1]["test_acc"]
+
+
 def test_resume_continues_the_curves_from_the_checkpoint(tmp_path):
     train(tmp_path, "run", epochs=1)
     watch = Live()

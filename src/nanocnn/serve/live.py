@@ -47,6 +47,7 @@ class Live:
         self.shadow = from_spec(model.spec()).eval()  # built from the spec: no draw from any generator
         self.conv = next((m for m in model.modules() if isinstance(m, Conv2d)), None)
         self.start_filters = None if self.conv is None else self.conv.weight.data.copy()
+        self.start_norm = None if self.conv is None else np.sqrt((self.start_filters**2).sum(axis=(1, 2, 3)))
         self.total_steps, self.steps_per_epoch = total_steps, training.steps_per_epoch
         self.first_step, self.step_now, self.epochs_total = step, step, config.epochs
         self.group = max(1, -(-total_steps // POINTS))
@@ -104,19 +105,18 @@ class Live:
         if self.conv is not None:
             now = self.conv.weight.data
             moved = np.sqrt(((now - self.start_filters) ** 2).sum(axis=(1, 2, 3)))
-            start = np.sqrt((self.start_filters**2).sum(axis=(1, 2, 3)))
             filters = {
                 "shape": list(now.shape),
                 "values": np.round(now, 5).ravel().tolist(),
                 "moved": np.round(moved, 5).tolist(),
-                "start_norm": np.round(start, 5).tolist(),
+                "start_norm": np.round(self.start_norm, 5).tolist(),
             }
         with self.lock:
             if not self.probe or self.probe[-1][0] != step:
                 self.probe.append([step, accuracy])
             self.filters = filters
             self.predicted = predicted[:DIGITS].tolist()
-            self.confidence = np.round(proba[np.arange(DIGITS), predicted[:DIGITS]], 4).tolist()
+            self.confidence = np.round(proba[:DIGITS].max(axis=1), 4).tolist()  # the predicted class's
             self.publish()
 
     def publish(self):
