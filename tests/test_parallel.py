@@ -1,5 +1,7 @@
 """Data parallelism over threads: the same gradients as one batch, and the same numbers on any thread count."""
 
+import threading
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -9,6 +11,8 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import nanocnn as nc
 from helpers import batch, rel_error, small_net
 from nanocnn.parallel import PART, DataParallel, inference_parts, resolve_threads, sync, training_parts
+from nanocnn.parallel.cpus import MAX_THREADS
+from nanocnn.parallel.threads import run_on_threads
 from nanocnn.train import fit, train_step
 from nanocnn.train.config import Config
 from nanocnn.train.evaluation import predict_proba
@@ -140,3 +144,17 @@ def test_thread_counts_are_checked(bad):
     with pytest.raises(nc.UserError, match="threads must be an integer >= 1"):
         resolve_threads(bad)
     assert resolve_threads(None) >= 1 and resolve_threads(3) == 3
+
+
+def test_more_threads_than_the_default_pool_all_run_at_once():
+    """--threads above MAX_THREADS is honoured: every job of a round runs at the same time (each waits for all
+    the others at a barrier), and the results come back in job order, as serially."""
+    T = MAX_THREADS + 4
+    barrier = threading.Barrier(T, timeout=20)
+
+    def job(i):
+        barrier.wait()  # BrokenBarrierError unless all T jobs are running at once
+        return i * i
+
+    assert run_on_threads(job, [(i,) for i in range(T)], T) == [i * i for i in range(T)]
+    assert run_on_threads(lambda i: i + 1, [(i,) for i in range(5)], 2) == [1, 2, 3, 4, 5]  # smaller runs still work

@@ -6,7 +6,8 @@ call (backend/blas.py), or its own worker threads would fight ours for the same 
 
 The parts depend only on the batch size, never on the number of threads (parts.py), and the parts'
 gradients are added in part order, so training gives bit-identical weights with 1 thread or 8. Every
-user of threads in a process shares one pool (``run_on_threads``), started once and kept.
+user of threads in a process shares one pool (``run_on_threads``), started once and kept (a thread count
+above MAX_THREADS, given explicitly, gets a pool of its own for each call).
 
     with DataParallel(model, threads=2) as parallel:
         results = parallel.forward_backward(step, x, y)    # step(replica, x_part, y_part, weight) per part
@@ -51,11 +52,15 @@ def run_on_threads(fn, jobs, threads=None):
     def thread(t):
         return [fn(*job) for job in jobs[t::T]]
 
-    futures = [pool().submit(thread, t) for t in range(1, T)]
+    shared = T <= MAX_THREADS  # an explicit count above it gets a pool of its own for this call
+    workers = pool() if shared else ThreadPoolExecutor(T - 1, thread_name_prefix="nanocnn-more", initializer=_mark)
+    futures = [workers.submit(thread, t) for t in range(1, T)]
     try:
         done = [thread(0)]
     finally:
         wait(futures)  # no thread is still at work when we return or raise
+        if not shared:
+            workers.shutdown()
     done += [f.result() for f in futures]
     results = [None] * len(jobs)
     for t, chunk in enumerate(done):
