@@ -3,7 +3,7 @@
 import argparse
 import os
 
-from ..validation import UserError
+from ..validation import UserError, check_int
 
 
 class Parser(argparse.ArgumentParser):
@@ -11,6 +11,13 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise UserError(f"{self.prog}: {message}")
+
+
+def check_address(args):
+    """--host and --port, checked before anything listens."""
+    check_int(args.port, "--port", 0, 65535)
+    if not args.host.strip():
+        raise UserError("--host must be an address or a name, such as 127.0.0.1 or 0.0.0.0, got ''")
 
 
 def parse_int(text):

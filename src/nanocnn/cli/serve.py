@@ -4,8 +4,8 @@ import math
 import os
 import sys
 
-from ..validation import UserError, check_int
-from .common import add_data_options, load_model, load_test_split, model_file, parse_int
+from ..validation import UserError
+from .common import add_data_options, check_address, load_model, load_test_split, model_file, parse_int
 
 MNIST_SHAPE = (1, 28, 28)
 
@@ -47,10 +47,8 @@ def serve_model(args):
     from ..parallel import resolve_threads
     from ..serve import serve
 
-    check_int(args.port, "--port", 0, 65535)
+    check_address(args)
     resolve_threads(args.threads)  # a bad --threads fails before anything listens
-    if not args.host.strip():
-        raise UserError("--host must be an address or a name, such as 127.0.0.1 or 0.0.0.0, got ''")
     model, meta = load_model(args.model)
     shape = tuple(meta["input_shape"])
     if len(shape) != 3 or shape[0] != 1:

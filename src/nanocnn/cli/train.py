@@ -6,8 +6,7 @@ import time
 from dataclasses import fields
 
 from ..train.config import Config, option
-from ..validation import UserError, check_int
-from .common import parse_float, parse_int
+from .common import check_address, parse_float, parse_int
 
 KINDS = {int: parse_int, float: parse_float, str: str}
 
@@ -80,10 +79,14 @@ def train(config, args, world=None):
     from ..train import fit
 
     world = world or LOCAL
-    listening = {}  # rank 0's Live and server (objects no other rank needs: on_root shares only the outcome)
+    live = server = None  # rank 0's, with --live: objects no other rank needs (on_root shares only the outcome)
+
+    def open_page():
+        nonlocal live, server
+        live, server = listen(args)
+
     if args.live:
-        world.on_root(lambda: bool(listening.update(zip(("live", "server"), listen(args)))))
-    live, server = listening.get("live"), listening.get("server")
+        world.on_root(open_page)
     if server is not None:
         from ..serve.live import stop_server
     try:
@@ -111,15 +114,11 @@ def train(config, args, world=None):
 
 def listen(args):
     from ..serve.live import start_server
-    from ..serve.server import exposure_warning
+    from ..serve.server import warn_if_exposed
 
-    check_int(args.port, "--port", 0, 65535)
-    if not args.host.strip():
-        raise UserError("--host must be an address or a name, such as 127.0.0.1 or 0.0.0.0, got ''")
+    check_address(args)
     live, server = start_server(args.host, args.port)
-    warning = exposure_warning(args.host)
-    if warning:
-        print(warning, file=sys.stderr, flush=True)
+    warn_if_exposed(args.host)
     print(f"watching on {server.url(args.host)}", flush=True)
     return live, server
 

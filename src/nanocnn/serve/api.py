@@ -102,11 +102,15 @@ class Api:
         image = prepare_image(parse_drawing(request), self.input_shape)
         return self.answer(image, parse_views(request.get("views")))
 
+    def test_images(self):
+        """The test images this server has (``samples``), or a 404 answer saying how to give it some."""
+        if self.samples is None:
+            raise ApiError(404, "no test images: start nanocnn serve with --data PATH (or a model for 1x28x28 MNIST)")
+        return self.samples
+
     def sample(self, query):
         """GET /api/sample?...: a test image's answer, with its label, index and (for mistakes) rank."""
-        s = self.samples
-        if s is None:
-            raise ApiError(404, "no test images: start nanocnn serve with --data PATH (or a model for 1x28x28 MNIST)")
+        s = self.test_images()
         try:
             kind, n, views = parse_sample_query(query, len(s.labels), len(s.mistakes))
         except LookupError as e:
@@ -130,11 +134,7 @@ class Api:
         test image by its index ("sample": N, as /api/sample gave it). It must hold ink: a blank one has no
         numbers worth explaining."""
         if isinstance(request, dict) and "sample" in request:
-            s = self.samples
-            if s is None:
-                raise ApiError(
-                    404, "no test images: start nanocnn serve with --data PATH (or a model for 1x28x28 MNIST)"
-                )
+            s = self.test_images()
             extra = sorted(set(request) - {"sample", *optional})
             if extra:
                 raise UserError(

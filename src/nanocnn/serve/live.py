@@ -168,15 +168,11 @@ class LiveApi:
 def start_server(host, port):
     """(Live, server) with the server listening on host:port and answering on a thread of its own; a port
     already taken is a UserError now, before training starts. ``stop_server`` ends it."""
-    from ..validation import UserError
     from .routes import LIVE
-    from .server import Server, bracketed
+    from .server import open_server
 
     live = Live()
-    try:
-        server = Server(host, port, api=LiveApi(live), quiet=True, routes=LIVE, index="live.html")
-    except OSError as e:
-        raise UserError(f"--live: cannot listen on {bracketed(host)}:{port}: {e.strerror or e}") from None
+    server = open_server(host, port, "--live: ", api=LiveApi(live), quiet=True, routes=LIVE, index="live.html")
     threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.2}, daemon=True).start()
     return live, server
 

@@ -57,20 +57,31 @@ def parse_drawing(request, optional=("views",)):
     return np.asarray(pixels, dtype=np.float32).reshape(H, W) / 255  # as load_image scales a file's pixels
 
 
-def parse_position(position, shape, name="position"):
+def parse_position(position, shape):
     """A list of len(shape) integers, each within its axis of ``shape`` -> a tuple of ints."""
     axes = "[c, h, w]" if len(shape) == 3 else "[j]" if len(shape) == 1 else f"{len(shape)} indices"
     if not isinstance(position, list) or len(position) != len(shape):
-        raise UserError(f"{name} must be {axes} for an output of shape {list(shape)}, got {abridged(position)}")
-    return tuple(check_int(v, f"{name}[{k}]", 0, size - 1) for k, (v, size) in enumerate(zip(position, shape)))
+        raise UserError(f"position must be {axes} for an output of shape {list(shape)}, got {abridged(position)}")
+    return tuple(check_int(v, f"position[{k}]", 0, size - 1) for k, (v, size) in enumerate(zip(position, shape)))
 
 
-def parse_label(value, num_classes, name="label"):
-    return check_int(value, name, 0, num_classes - 1)
+def parse_label(value, num_classes):
+    return check_int(value, "label", 0, num_classes - 1)
 
 
 def parse_lr(value):
     return check_real(value, "lr", 0, MAX_LR, low_open=True)
+
+
+def query_params(query, usage):
+    """'a=1&b=2' -> {'a': '1', 'b': '2'}; a malformed query or a repeated name is a UserError starting ``usage``."""
+    if not QUERY.fullmatch(query):
+        raise UserError(f"{usage}, got {abridged(query)}")
+    pairs = [pair.split("=") for pair in query.split("&")]
+    params = dict(pairs)
+    if len(params) != len(pairs):
+        raise UserError(f"{usage}, got {abridged(query)}")
+    return params
 
 
 def parse_sample_query(query, count, mistakes):
@@ -78,16 +89,9 @@ def parse_sample_query(query, count, mistakes):
     -> (kind, N or None, view names). A rank or index past the end is a UserError; no mistakes at all a
     LookupError (the API answers 404)."""
     usage = "the query must be kind=random, kind=mistake&rank=N or kind=test&index=N, optionally with &views=a,b"
-    if not QUERY.fullmatch(query):
-        raise UserError(f"{usage}, got {abridged(query)}")
-    pairs = [pair.split("=") for pair in query.split("&")]
-    params = dict(pairs)
+    params = query_params(query, usage)
     kind = params.get("kind")
-    if (
-        len(params) != len(pairs)
-        or kind not in SAMPLE_QUERIES
-        or set(params) - {"views"} != {"kind", *SAMPLE_QUERIES[kind]}
-    ):
+    if kind not in SAMPLE_QUERIES or set(params) - {"views"} != {"kind", *SAMPLE_QUERIES[kind]}:
         raise UserError(f"{usage}, got {abridged(query)}")
     views = parse_views(params["views"].split(","), "the query's views") if "views" in params else tuple(VIEWS)
     if kind == "random":
@@ -107,11 +111,8 @@ GEOMETRY = {"size": (1, 256), "kernel": (1, 64), "stride": (1, 64), "padding": (
 def parse_geometry_query(query):
     """'size=H&kernel=K&stride=S&padding=P', all four, any order -> dict of ints within GEOMETRY's bounds."""
     usage = "the query must be size=H&kernel=K&stride=S&padding=P"
-    if not QUERY.fullmatch(query):
-        raise UserError(f"{usage}, got {abridged(query)}")
-    pairs = [pair.split("=") for pair in query.split("&")]
-    params = dict(pairs)
-    if len(params) != len(pairs) or set(params) != set(GEOMETRY):
+    params = query_params(query, usage)
+    if set(params) != set(GEOMETRY):
         raise UserError(f"{usage}, got {abridged(query)}")
     values = {}
     for name, (low, high) in GEOMETRY.items():

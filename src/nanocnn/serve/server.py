@@ -39,6 +39,22 @@ def exposure_warning(host):
     )
 
 
+def warn_if_exposed(host):
+    """Print ``exposure_warning(host)`` to stderr, if there is one."""
+    warning = exposure_warning(host)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
+
+
+def open_server(host, port, what="", **options):
+    """A Server listening on host:port (``options`` as Server takes them); an address it cannot listen on (a port
+    in use, say) is a one-line UserError, its text after ``what``."""
+    try:
+        return Server(host, port, **options)
+    except OSError as e:
+        raise UserError(f"{what}cannot listen on {bracketed(host)}:{port}: {e.strerror or e}") from None
+
+
 def bracketed(host):
     """An IPv6 address in a URL or Host header is written in brackets: ::1 -> [::1]."""
     return f"[{host}]" if ":" in host else host
@@ -96,10 +112,7 @@ def serve(make_api, host="127.0.0.1", port=8000, quiet=False):
     """Listen on host:port (0: any free port), make the API (``make_api()``: loading test images takes a few
     seconds, so a port already taken fails first), print `serving on http://HOST:PORT/`, and answer until
     Ctrl-C or SIGTERM; then close the socket and return."""
-    try:
-        server = Server(host, port, quiet=quiet)
-    except OSError as e:
-        raise UserError(f"cannot listen on {bracketed(host)}:{port}: {e.strerror or e}") from None
+    server = open_server(host, port, quiet=quiet)
 
     def stop(signum, frame):
         raise KeyboardInterrupt
@@ -108,9 +121,7 @@ def serve(make_api, host="127.0.0.1", port=8000, quiet=False):
     previous = signal.signal(signal.SIGTERM, stop) if main else None
     try:
         server.api = make_api()
-        warning = exposure_warning(host)
-        if warning:
-            print(warning, file=sys.stderr, flush=True)
+        warn_if_exposed(host)
         print(f"serving on {server.url(host)}", flush=True)  # connections made from now on are answered
         # Requests run on threads of their own, BLAS on one thread each (held here: OpenBLAS takes its
         # thread count from the main thread only), or its threads would fight them for the cores.

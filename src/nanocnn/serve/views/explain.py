@@ -11,7 +11,6 @@ import math
 
 import numpy as np
 
-from ...nn import softmax
 from .arrays import array_json
 
 SHOWN = 16  # terms shown one by one (channels, inputs, outputs); the rest are summed
@@ -194,7 +193,7 @@ def explain_value(trace, index, position):
     layers = trace.model.layers
     if index == len(layers):
         terms, total = softmax_terms(trace, position[0])
-        value = float(softmax(trace.logits[None])[0][position[0]])
+        value = float(trace.probabilities[position[0]])
         kind, description = "Softmax", "softmax of the logits: the probabilities"
     else:
         layer = layers[index]

@@ -4,6 +4,7 @@ filters before, after and their difference. The served model never changes."""
 
 import numpy as np
 
+from ...nn import softmax_cross_entropy
 from ...nn.trace import Trace
 from .arrays import MAX_LAYER_VALUES, array_json
 
@@ -28,7 +29,7 @@ def teach(trace, label, lr):
         "label": label,
         "lr": lr,
         "loss_before": float(loss),
-        "loss_after": float(after.loss_backward(label)),
+        "loss_after": float(softmax_cross_entropy(after.logits[None], np.array([label]))[0]),
         "before": trace.probabilities.astype(float).tolist(),
         "after": after.probabilities.astype(float).tolist(),
         "prediction_before": trace.prediction,

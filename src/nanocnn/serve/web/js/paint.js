@@ -17,7 +17,7 @@ export function fill(canvas, colour) {
 
 // magma, as the feature-map plots use: (position, [r, g, b]) stops, interpolated into 256 colours.
 const MAGMA = [[0, [0, 0, 4]], [0.25, [80, 18, 123]], [0.5, [183, 55, 121]], [0.75, [252, 137, 97]], [1, [252, 253, 191]]];
-export const MAGMA_LUT = Array.from({ length: 256 }, (_, v) => {
+const MAGMA_LUT = Array.from({ length: 256 }, (_, v) => {
   const t = v / 255;
   const j = Math.min(MAGMA.length - 2, Math.floor(t * (MAGMA.length - 1)));
   const [t0, c0] = MAGMA[j], [t1, c1] = MAGMA[j + 1];

@@ -59,7 +59,7 @@ function build(layers) {
 }
 
 // Outline the picked cell (and only it) in the strip.
-export function select(index, position) {
+function select(index, position) {
   cells.forEach((layer, n) => layer.pickers.forEach((picker, c) => {
     if (n === index && (!layer.maps || c === position[0])) picker.select(layer.maps ? position.slice(1) : position);
     else picker.clear();
