@@ -19,9 +19,14 @@ _local = threading.local()  # this thread's scratch array
 _zeros = {}  # dtype -> a read-only array of zeros, replaced by a larger one when needed
 
 
+def conv_output_size(size, kernel, stride, padding):
+    """Output length of a convolution or pooling along one axis: OH = (H + 2*PH - KH) // SH + 1."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
 def output_hw(hw, kernel, stride, padding):
-    """(OH, OW) of a convolution or pooling of an (H, W) input: OH = (H + 2*PH - KH) // SH + 1."""
-    return tuple((s + 2 * p - k) // st + 1 for s, k, st, p in zip(hw, kernel, stride, padding))
+    """(OH, OW) for an (H, W) input."""
+    return tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(hw, kernel, stride, padding))
 
 
 def scratch(size, dtype):

@@ -9,6 +9,7 @@ The learner's functions take ints for stride and padding (the same along rows an
 import numpy as np
 
 from ..nn import reference
+from ..nn.functional import conv_output_size, output_hw
 from .checks import Verdict, as_array, call, compare, over_cases, right
 
 # (N, C, F, H, W, K, S, P): stride 1 first, so a mistake that only shows with a stride is named as such
@@ -66,7 +67,7 @@ def check_output_size(output_size) -> Verdict:
                 "fits or it does not)",
             )
         got.append(int(value))
-    expected = [(H + 2 * P - K) // S + 1 for H, K, S, P in cases]
+    expected = [conv_output_size(*case) for case in cases]
     if got == expected:
         return right("output_size", len(cases), "sizes 1-12, kernels 1-5, strides 1-4, padding 0-2")
     for sentence, formula in formulas:
@@ -141,21 +142,23 @@ def backward_case(conv2d_backward, case, seed):
     N, C, F, H, W, K, S, P = case
     x, weight, _ = arrays(case, seed)
     where = describe(case)
-    dout = np.random.default_rng(100 + seed).standard_normal(forward(x, weight, None, S, P).shape)
+    dout = np.random.default_rng(100 + seed).standard_normal((N, F) + output_hw((H, W), (K, K), (S, S), (P, P)))
     got = call(conv2d_backward, "conv2d_backward", (x.copy(), weight.copy(), dout.copy(), S, P), where)
     if isinstance(got, Verdict):
         return got
     if not (isinstance(got, tuple | list) and len(got) == 3):
         return Verdict(False, f"conv2d_backward should return three arrays (dx, dweight, dbias) ({where})")
     dx, dweight, dbias = reference.conv2d_backward(x, weight, dout, (S, S), (P, P))
-    flipped = reference.conv2d_backward(x, weight[:, :, ::-1, ::-1], dout, (S, S), (P, P))
     checks = [
         (
             "dx",
             got[0],
             dx,
             [
-                ("the kernel is flipped in the input gradient", lambda: flipped[0]),
+                (
+                    "the kernel is flipped in the input gradient",
+                    lambda: reference.conv2d_backward(x, weight[:, :, ::-1, ::-1], dout, (S, S), (P, P))[0],
+                ),
                 ("the padding border was not cropped off", lambda: padded(dx, P, P, P, P) if P else None),
             ],
         ),

@@ -151,14 +151,14 @@ def check_training_step(training_step) -> Verdict:
         if isinstance(loss, Verdict):
             return loss
         expected = reference_step(ours, our_opt, images, labels)
-        stale_loss, dlogits = softmax_cross_entropy(stale(images), labels)  # the step without zero_grad
+        _, dlogits = softmax_cross_entropy(stale(images), labels)  # the step without zero_grad
         stale.backward(dlogits, input_grad=False)
         stale_opt.step()
-        state, wanted = theirs.state_dict(), ours.state_dict()
+        state, wanted, stale_state = theirs.state_dict(), ours.state_dict(), stale.state_dict()
         if all(np.array_equal(state[k], start[k]) for k in state):
             return Verdict(False, f"the weights did not change: call optimizer.step() after backward ({where})")
-        if all(close(state[k], stale.state_dict()[k]) for k in state) and not all(
-            close(wanted[k], stale.state_dict()[k]) for k in state
+        if all(close(state[k], stale_state[k]) for k in state) and not all(
+            close(wanted[k], stale_state[k]) for k in state
         ):
             return Verdict(
                 False,

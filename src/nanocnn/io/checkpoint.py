@@ -31,6 +31,11 @@ class Saved(NamedTuple):
     arrays: dict
 
 
+def check_model(model, owner):
+    if not isinstance(model, Sequential):
+        raise UserError(f"{owner}: model must be a nanocnn Sequential, got {type(model).__name__}")
+
+
 def save(model: Sequential, path, meta: dict | None = None, arrays: dict | None = None) -> str:
     """Write the model's weights, its architecture (as JSON) and extra arrays to an .npz, atomically.
 
@@ -39,8 +44,7 @@ def save(model: Sequential, path, meta: dict | None = None, arrays: dict | None 
     """
     if isinstance(model, (str, os.PathLike)) and isinstance(path, Sequential):
         raise UserError("save(model, path): the model comes first, as in torch.save (nanocnn 0.2 took path first)")
-    if not isinstance(model, Sequential):
-        raise UserError(f"save: model must be a nanocnn Sequential, got {type(model).__name__}")
+    check_model(model, "save")
     path = os.fspath(path)
     try:
         header = json.dumps({"format": FORMAT, "spec": model.spec(), "meta": meta or {}})

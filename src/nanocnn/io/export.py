@@ -8,7 +8,8 @@
 A safetensors file holds the weights under their PyTorch state_dict names ('0.weight', '0.bias', ...:
 nanocnn's layer indices line up 1:1 with torch.nn.Sequential's) and, as JSON strings in its metadata,
 the nanocnn architecture ("nanocnn_spec"), "input_shape" and "num_classes" when known, and "pytorch":
-a list of [torch.nn class name, kwargs] that rebuilds the same network in PyTorch with no code from the file:
+a list of [torch.nn class name, kwargs] that rebuilds the same network in PyTorch with no code from the file.
+For a network without residual blocks (a "Residual" entry nests its block: the README's ``build`` rebuilds those):
 
     spec = json.loads(safe_open(path, "pt").metadata()["pytorch"])
     model = torch.nn.Sequential(*(getattr(torch.nn, name)(**kwargs) for name, kwargs in spec))
@@ -30,14 +31,10 @@ from ..nn import Module, Sequential
 from ..nn.registry import from_spec
 from ..validation import UserError, is_int
 from ..version import __version__
+from .checkpoint import check_model
 from .files import atomic_write
 from .onnx import onnx_bytes
 from .safetensors import encode_safetensors, read_safetensors
-
-
-def check_model(model, owner):
-    if not isinstance(model, Sequential):
-        raise UserError(f"{owner}: model must be a nanocnn Sequential, got {type(model).__name__}")
 
 
 def check_shapes(model, input_shape, num_classes, owner):

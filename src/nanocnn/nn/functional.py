@@ -3,7 +3,7 @@
 Dimension symbols used throughout nanocnn:
     N  batch size            C  channels (F: output channels)    H, W    input height and width
     KH, KW  kernel size      SH, SW  stride                       PH, PW  padding
-    OH, OW  output size, from the one formula in ``conv_output_size``.
+    OH, OW  output size, from the one formula in ``conv_output_size`` (in backend/layout.py, imported here).
 
 Each function here computes what its namesake in ``reference.py`` computes, on whole batches. Linear,
 ReLU and the loss are a line or two of numpy each; convolution and max-pooling hand over to the backend
@@ -16,17 +16,7 @@ calls, so every function is safe to call from many threads.
 import numpy as np
 
 from ..backend import conv, norm, pool
-from ..backend.layout import zeros_like
-
-
-def conv_output_size(size, kernel, stride, padding):
-    """Output length of a convolution or pooling along one axis: OH = (H + 2*PH - KH) // SH + 1."""
-    return (size + 2 * padding - kernel) // stride + 1
-
-
-def output_hw(hw, kernel, stride, padding):
-    """(OH, OW) for an (H, W) input."""
-    return tuple(conv_output_size(s, k, st, p) for s, k, st, p in zip(hw, kernel, stride, padding))
+from ..backend.layout import conv_output_size, output_hw, zeros_like  # noqa: F401 (conv_output_size: re-exported)
 
 
 def window_at(x, top, left, size, fill=0.0):

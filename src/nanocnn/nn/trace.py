@@ -49,7 +49,7 @@ class Trace:
         gradient with respect to its output (``output_grads[i]``), and leaves each parameter's in its .grad."""
         if self.output_grads is not None:
             raise RuntimeError("Trace.backward runs once per trace (the layers' caches are used up)")
-        self.model.zero_grad()
+        # the replica's gradients start at zero (Module.replicate), and this runs once: nothing to clear
         g = dlogits[None]
         grads = [None] * len(self.outputs)
         for i in reversed(range(len(grads))):

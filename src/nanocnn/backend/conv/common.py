@@ -2,15 +2,14 @@
 
 import numpy as np
 
-from ..layout import from_chwn
+from ..layout import from_chwn, output_hw
 
 
 def geometry(x_shape, weight_shape, stride, padding):
     """Everything the strategies derive from the shapes: (N, C, H, W, F, KH, KW, OH, OW)."""
     N, C, H, W = x_shape
     F, _, KH, KW = weight_shape
-    OH = (H + 2 * padding[0] - KH) // stride[0] + 1
-    OW = (W + 2 * padding[1] - KW) // stride[1] + 1
+    OH, OW = output_hw((H, W), (KH, KW), stride, padding)
     return N, C, H, W, F, KH, KW, OH, OW
 
 
