@@ -64,8 +64,9 @@ def article_relu(input_shape, num_classes, rng):
     )
 
 
-NETWORKS = {"a": article_relu, "b": PRESETS["classic"].build, "c": PRESETS["default"].build, "d": PRESETS["best"].build}
-TITLES = {"a": "article network + ReLU", "b": "classic preset", "c": "default preset", "d": "best preset"}
+PRESET_OF = {"b": "classic", "c": "default", "d": "best"}  # network letter -> preset
+NETWORKS = {"a": article_relu} | {k: PRESETS[name].build for k, name in PRESET_OF.items()}
+TITLES = {"a": "article network + ReLU"} | {k: f"{name} preset" for k, name in PRESET_OF.items()}
 
 
 def to_torch(model):
@@ -161,7 +162,7 @@ def matmul_ceiling(n=2048, repeats=5):
 def compare(name, data, repeats, inference_repeats, threads):
     """Train one epoch of network ``name`` (a key of NETWORKS) both ways, then inference every way, alternated.
     A preset trains at its own batch size, part size and peak learning rate; the article network at batch 64."""
-    preset = {"b": "classic", "c": "default", "d": "best"}.get(name)
+    preset = PRESET_OF.get(name)
     settings = resolve(Config(preset=preset) if preset else Config(preset="classic", batch_size=64, lr=1e-3))
     batch_size, lr, part = settings.batch_size, settings.lr, settings.part_size
     rng = np.random.default_rng(0)
